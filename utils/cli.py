@@ -1,0 +1,133 @@
+"""What every step script shares on the command line: the common flags, start-up, and error exits."""
+
+import argparse
+import functools
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Callable, Optional
+
+from dotenv import load_dotenv
+
+from utils.dates import parse_now, resolve_timezone, utc_now
+from utils.errors import PipelineError
+from utils.log import close_step_logging, setup_step_logging
+from utils.paths import DEFAULT_DATA_DIR, DEFAULT_LOG_DIR, ENV_FILE
+
+DEBUG_ENV = "PIPELINE_DEBUG"
+
+
+def _now_argument(text: str) -> datetime:
+    try:
+        return parse_now(text)
+    except PipelineError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--now ")) from None
+
+
+def _timezone_argument(text: str) -> tzinfo:
+    try:
+        return resolve_timezone(text)
+    except PipelineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_arg_parser(description: str, epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """An argument parser with the flags every step takes.
+
+    Args:
+        description: What the step does (shown by --help).
+        epilog: Extra help text, e.g. examples.
+
+    Returns:
+        A parser with --data-dir, --log-dir, --now and --timezone; the step adds its own flags.
+    """
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
+        help="folder holding raw/ and processed/ (default: the repo's data/)",
+    )
+    parser.add_argument(
+        "--log-dir", type=Path, default=DEFAULT_LOG_DIR, metavar="DIR",
+        help="folder for this run's log file (default: the repo's logs/)",
+    )
+    parser.add_argument(
+        "--now", type=_now_argument, default=None, metavar="ISO8601",
+        help="reference time for every date rule, e.g. 2026-11-25T12:00:00Z (default: the current UTC time)",
+    )
+    parser.add_argument(
+        "--timezone", type=_timezone_argument, default=None, metavar="IANA",
+        help="zone in which dates are shown and weekdays computed, e.g. America/New_York "
+             "(default: $PIPELINE_TIMEZONE, else UTC)",
+    )
+    return parser
+
+
+@dataclass
+class StepRun:
+    """Everything a step's main() needs after start-up."""
+
+    args: argparse.Namespace
+    data_dir: Path
+    log_dir: Path
+    now: datetime
+    zone: tzinfo
+    logger: logging.Logger
+    log_path: Path
+
+
+def start_step(step_name: str, args: argparse.Namespace) -> StepRun:
+    """Resolve the common flags and open the step's log.
+
+    Args:
+        step_name: E.g. "user_selection"; names the log file.
+        args: The parsed arguments of a parser from `build_arg_parser`.
+
+    Returns:
+        The resolved run settings with an open logger.
+    """
+    now = args.now or utc_now()
+    zone = args.timezone or resolve_timezone()
+    logger, log_path = setup_step_logging(step_name, args.log_dir)
+    logger.info("%s: now=%s timezone=%s data=%s", step_name, now.isoformat(), zone, args.data_dir)
+    logger.debug("log file: %s", log_path)
+    return StepRun(args=args, data_dir=Path(args.data_dir), log_dir=Path(args.log_dir), now=now,
+                   zone=zone, logger=logger, log_path=log_path)
+
+
+def step_main(func: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[list[str]]], int]:
+    """Decorate a step's `main(argv)`: load `.env`, and turn expected failures into `Error: …` and exit 1.
+
+    With PIPELINE_DEBUG=1 the exception is re-raised so a developer sees the traceback.
+
+    Args:
+        func: The step's main function.
+
+    Returns:
+        The wrapped main function.
+    """
+    @functools.wraps(func)
+    def wrapper(argv: Optional[list[str]] = None) -> int:
+        load_dotenv(ENV_FILE, override=False)
+        try:
+            return func(argv)
+        except PipelineError as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("Interrupted: outputs written so far are complete; re-run to continue.", file=sys.stderr)
+            return 130
+        finally:
+            for name in list(logging.Logger.manager.loggerDict):
+                if name.startswith("pipeline."):
+                    close_step_logging(logging.getLogger(name))
+
+    return wrapper
