@@ -1,14 +1,16 @@
 """What every step script shares on the command line: the common flags, start-up, and error exits."""
 
 import argparse
+import contextlib
 import functools
+import gc
 import logging
 import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from dotenv import load_dotenv
 
@@ -51,11 +53,11 @@ def build_arg_parser(description: str, epilog: Optional[str] = None) -> argparse
     )
     parser.add_argument(
         "--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
-        help="folder holding raw/ and processed/ (default: the repo's data/)",
+        help="folder holding raw/ and processed/ (default: %(default)s)",
     )
     parser.add_argument(
         "--log-dir", type=Path, default=DEFAULT_LOG_DIR, metavar="DIR",
-        help="folder for this run's log file (default: the repo's logs/)",
+        help="folder for this run's log file (default: %(default)s)",
     )
     parser.add_argument(
         "--now", type=_now_argument, default=None, metavar="ISO8601",
@@ -118,16 +120,53 @@ def step_main(func: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[
         try:
             return func(argv)
         except PipelineError as exc:
+            _record_failure(f"Error: {exc}")
             if os.environ.get(DEBUG_ENV) == "1":
                 raise
             print(f"Error: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
+            _record_failure("interrupted")
             print("Interrupted: outputs written so far are complete; re-run to continue.", file=sys.stderr)
             return 130
+        except Exception:
+            # A bug: the traceback goes to stderr as usual, and into the log file for the record.
+            _record_failure("unexpected error", exc_info=sys.exc_info())
+            raise
         finally:
-            for name in list(logging.Logger.manager.loggerDict):
-                if name.startswith("pipeline."):
-                    close_step_logging(logging.getLogger(name))
+            for name in _step_logger_names():
+                close_step_logging(logging.getLogger(name))
 
     return wrapper
+
+
+def _step_logger_names() -> list[str]:
+    """The names of the loggers made by `setup_step_logging` in this process."""
+    return [name for name in list(logging.Logger.manager.loggerDict) if name.startswith("pipeline.")]
+
+
+def _record_failure(message: str, exc_info=None) -> None:
+    """Write why the run ended to each open step log file only (the console gets its own message)."""
+    for name in _step_logger_names():
+        logger = logging.getLogger(name)
+        record = logger.makeRecord(name, logging.ERROR, __file__, 0, message, (), exc_info)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a batch of work, then restore it.
+
+    A step loads and builds millions of JSON objects that never form cycles; the collector would
+    rescan all of them again and again, which makes a run grow faster than its data (about 2x
+    slower at 100,000 users). Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

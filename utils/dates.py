@@ -44,13 +44,25 @@ def to_iso(moment: datetime) -> str:
     """Format an aware datetime in UTC the way our exports do.
 
     Args:
-        moment: An aware datetime.
+        moment: An aware datetime (a naive one is read as UTC).
 
     Returns:
         E.g. `"2026-11-25T14:03:00.000Z"` (millisecond precision, 'Z' for UTC).
     """
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    # isoformat, unlike strftime("%Y"), pads years before 1000 to four digits.
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _as_utc(moment: datetime) -> Optional[datetime]:
+    """An aware datetime in UTC; a naive one is read as UTC. None if the UTC value is out of range."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        # e.g. 0001-01-01T00:00:00+01:00 is in the year 0 in UTC.
+        return None
 
 
 def calculate_age(birthday: Any, now: datetime) -> Optional[int]:
@@ -60,16 +72,18 @@ def calculate_age(birthday: Any, now: datetime) -> Optional[int]:
 
     Args:
         birthday: An ISO 8601 string (or datetime); its UTC calendar date is the birthday.
-        now: The reference time (aware).
+        now: The reference time (a naive datetime is read as UTC).
 
     Returns:
         The age in whole years, or None if the birthday is missing, invalid or after `now`.
     """
     born = birthday if isinstance(birthday, datetime) else parse_iso_date(birthday)
-    if born is None:
+    born = _as_utc(born) if born is not None else None
+    reference = _as_utc(now)
+    if born is None or reference is None:
         return None
-    born_day = born.astimezone(timezone.utc).date()
-    today = now.astimezone(timezone.utc).date()
+    born_day = born.date()
+    today = reference.date()
     age = today.year - born_day.year - ((today.month, today.day) < (born_day.month, born_day.day))
     return age if age >= 0 else None
 
@@ -78,16 +92,18 @@ def days_since(then: Any, now: datetime) -> Optional[int]:
     """The floor of `(now - then)` in days.
 
     Args:
-        then: An ISO 8601 string or an aware datetime.
-        now: The reference time (aware).
+        then: An ISO 8601 string or a datetime (a naive one is read as UTC).
+        now: The reference time (a naive datetime is read as UTC).
 
     Returns:
         Whole days (negative if `then` is in the future), or None if `then` is missing or invalid.
     """
     moment = then if isinstance(then, datetime) else parse_iso_date(then)
-    if moment is None:
+    moment = _as_utc(moment) if moment is not None else None
+    reference = _as_utc(now)
+    if moment is None or reference is None:
         return None
-    return (now - moment) // _ONE_DAY
+    return (reference - moment) // _ONE_DAY
 
 
 def resolve_timezone(name: Optional[str] = None) -> tzinfo:
@@ -102,13 +118,15 @@ def resolve_timezone(name: Optional[str] = None) -> tzinfo:
     Raises:
         PipelineError: The name is not a known IANA zone.
     """
+    source = ""
     if name is None:
         name = os.environ.get(TIMEZONE_ENV) or "UTC"
+        source = f" (from {TIMEZONE_ENV})"
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise PipelineError(
-            f"unknown time zone {name!r}: use an IANA name such as 'America/New_York' or 'UTC'"
+            f"unknown time zone {name!r}{source}: use an IANA name such as 'America/New_York' or 'UTC'"
         ) from None
 
 

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 from utils.errors import PipelineError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _millis_to_iso(millis: int) -> str:
     # timedelta arithmetic, unlike fromtimestamp, also covers dates before 1970 on every platform.
     moment = _EPOCH + timedelta(milliseconds=millis)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat, unlike strftime("%Y"), pads years before 1000 to four digits.
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _to_number(text: Any, kind: type) -> Any:
@@ -36,13 +39,18 @@ def _extended_json_hook(obj: dict) -> Any:
         return obj
     key, value = next(iter(obj.items()))
     if key == "$oid":
-        return str(value)
+        # Anything but a string (null, a number) is not an ObjectId; str() would invent ids like "None".
+        return value if isinstance(value, str) else obj
     if key == "$date":
         # Inner wrappers are converted first, so {"$numberLong": "…"} has already become an int.
         if isinstance(value, bool):
             return obj
         if isinstance(value, (int, float)):
-            return _millis_to_iso(int(value))
+            try:
+                return _millis_to_iso(int(value))
+            except (OverflowError, ValueError):
+                # Outside the years 1-9999 (or NaN): not a date we can write, so leave it alone.
+                return obj
         return value if isinstance(value, str) else obj
     if key in ("$numberInt", "$numberLong"):
         return _to_number(value, int)
@@ -68,6 +76,34 @@ def normalize_extended_json(value: Any) -> Any:
     return value
 
 
+class _BareConstantError(ValueError):
+    """A bare NaN, Infinity or -Infinity: Python's json accepts them, JSON does not."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise _BareConstantError(name)
+
+
+# A JSON string (skipped) or a bare constant outside strings (group 1).
+_CONSTANT_OUTSIDE_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
+
+
+def _constant_error(path: Path, name: str) -> PipelineError:
+    """The error for a bare constant, with the line and column of the first one in the file."""
+    where = ""
+    try:
+        text = path.read_text(encoding="utf-8")
+        match = next(m for m in _CONSTANT_OUTSIDE_STRINGS.finditer(text) if m.group(1))
+        line = text.count("\n", 0, match.start(1)) + 1
+        column = match.start(1) - (text.rfind("\n", 0, match.start(1)) + 1) + 1
+        where = f", line {line} column {column}"
+    except (OSError, StopIteration):
+        pass
+    return PipelineError(
+        f"invalid JSON in {path}{where}: {name} is not valid JSON (use null, or {{\"$numberDouble\": \"{name}\"}})"
+    )
+
+
 def load_json_list(path: Path, *, what: str = "records") -> list:
     """Load a JSON file whose top level must be a list, normalising Extended JSON on the way.
 
@@ -86,7 +122,7 @@ def load_json_list(path: Path, *, what: str = "records") -> list:
     path = Path(path)
     try:
         with path.open("r", encoding="utf-8") as handle:
-            data = json.load(handle, object_hook=_extended_json_hook)
+            data = json.load(handle, object_hook=_extended_json_hook, parse_constant=_reject_constant)
     except FileNotFoundError:
         raise PipelineError(
             f"{what} file not found: {path}. Check --data-dir, or run the step that writes it first."
@@ -97,6 +133,8 @@ def load_json_list(path: Path, *, what: str = "records") -> list:
         ) from None
     except UnicodeDecodeError as exc:
         raise PipelineError(f"{path} is not UTF-8 text (byte {exc.start}): {exc.reason}") from None
+    except _BareConstantError as exc:
+        raise _constant_error(path, str(exc)) from None
     except OSError as exc:
         raise PipelineError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(data, list):
@@ -127,8 +165,15 @@ def dump_json_text(data: Any) -> str:
 
     Returns:
         The text that `save_json_atomic` writes.
+
+    Raises:
+        TypeError: A value is not JSON-serialisable.
+        ValueError: A float is NaN or infinite (JSON has no such numbers), or a reference is circular.
     """
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    # A lone surrogate (e.g. a "\ud83d" escape from a truncated emoji) cannot be encoded as UTF-8;
+    # written as an escape it is still valid JSON and loads back to the same string.
+    return _LONE_SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def save_json_atomic(path: Path, data: Any) -> None:
@@ -177,6 +222,8 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp_name = None
     except OSError as exc:
         raise PipelineError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except UnicodeEncodeError as exc:
+        raise PipelineError(f"cannot write {path}: the text is not valid Unicode ({exc.reason})") from None
     finally:
         if tmp_name is not None:
             try:

@@ -68,9 +68,14 @@ def close_step_logging(logger: logging.Logger) -> None:
         logger: A logger made by `setup_step_logging`.
     """
     for handler in list(logger.handlers):
-        handler.flush()
-        handler.close()
+        # Detach first: a handler whose stream is already closed (a closed pipe, a finished test
+        # capture) raises on flush, and must still not stay attached or break the next set-up.
         logger.removeHandler(handler)
+        for finish in (handler.flush, handler.close):
+            try:
+                finish()
+            except (OSError, ValueError):
+                pass
 
 
 def format_stats_table(title: str, rows: StatRows) -> str:
