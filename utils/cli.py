@@ -16,7 +16,7 @@ from dotenv import load_dotenv
 
 from utils.dates import parse_now, resolve_timezone, utc_now
 from utils.errors import PipelineError
-from utils.log import close_step_logging, setup_step_logging
+from utils.log import close_step_logging, run_timestamp, setup_step_logging
 from utils.paths import DEFAULT_DATA_DIR, DEFAULT_LOG_DIR, ENV_FILE
 
 DEBUG_ENV = "PIPELINE_DEBUG"
@@ -82,6 +82,7 @@ class StepRun:
     zone: tzinfo
     logger: logging.Logger
     log_path: Path
+    stamp: str  # the run's YYYYMMDD_HHMMSS, shared by every log file of the run
 
 
 def start_step(step_name: str, args: argparse.Namespace) -> StepRun:
@@ -96,11 +97,12 @@ def start_step(step_name: str, args: argparse.Namespace) -> StepRun:
     """
     now = args.now or utc_now()
     zone = args.timezone or resolve_timezone()
-    logger, log_path = setup_step_logging(step_name, args.log_dir)
+    stamp = run_timestamp()
+    logger, log_path = setup_step_logging(step_name, args.log_dir, stamp)
     logger.info("%s: now=%s timezone=%s data=%s", step_name, now.isoformat(), zone, args.data_dir)
     logger.debug("log file: %s", log_path)
     return StepRun(args=args, data_dir=Path(args.data_dir), log_dir=Path(args.log_dir), now=now,
-                   zone=zone, logger=logger, log_path=log_path)
+                   zone=zone, logger=logger, log_path=log_path, stamp=stamp)
 
 
 def step_main(func: Callable[[Optional[list[str]]], int]) -> Callable[[Optional[list[str]]], int]:

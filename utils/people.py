@@ -116,7 +116,7 @@ def text_list(value: Any) -> list[str]:
     """
     if not isinstance(value, list):
         return []
-    return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+    return [text for item in value if isinstance(item, str) and (text := item.strip())]
 
 
 def first_name(user: dict) -> Optional[str]:
@@ -135,8 +135,12 @@ def full_name(user: Optional[dict]) -> Optional[str]:
     """
     if not user:
         return None
-    parts = [part for part in (clean_text(user.get("firstName")), clean_text(user.get("lastName"))) if part]
-    return " ".join(parts) or None
+    first, last = user.get("firstName"), user.get("lastName")
+    first = first.strip() if isinstance(first, str) else ""
+    last = last.strip() if isinstance(last, str) else ""
+    if first and last:
+        return f"{first} {last}"
+    return first or last or None
 
 
 # --- Indexes (build once per run, then look up in O(1)) ----------------------------------------

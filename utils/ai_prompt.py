@@ -1,0 +1,879 @@
+"""Claude calls for the pipeline: one shared client, clear errors, usage and cost, and a call log.
+
+Building a request (`build_request`) is kept apart from sending it (`call_claude_with_usage`).
+The SDK does the retrying (429, 529 and 5xx, honouring `retry-after`); this module turns what is
+left into a `ClaudeError` a person can act on, and works around two API changes the spec predates:
+`temperature` travels in `extra_body`, and a model that rejects it (or structured outputs) is
+retried once without it, remembered for the rest of the process.
+"""
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import anthropic
+
+from utils.errors import PipelineError
+from utils.paths import DEFAULT_LOG_DIR, ENV_FILE
+
+# The newest Sonnet that anthropic 2.10.0 knows and does not list as deprecated
+# (see docs/api-wrappers.md, "Model"). One constant; ANTHROPIC_MODEL and --model override it.
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+API_KEY_ENV = "ANTHROPIC_API_KEY"
+MODEL_ENV = "ANTHROPIC_MODEL"
+BASE_URL_ENV = "ANTHROPIC_BASE_URL"
+TIMEOUT_ENV = "ANTHROPIC_TIMEOUT"
+MAX_RETRIES_ENV = "ANTHROPIC_MAX_RETRIES"
+
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_MAX_TOKENS = 4096
+# The SDK's default is 10 minutes per request; a 4k-token answer never needs that long, and a
+# stuck request should fail (and be retried) rather than hold a worker thread.
+DEFAULT_TIMEOUT_SECONDS = 60.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+DEFAULT_MAX_RETRIES = 4
+
+# What a call is for; written to the call log so a run can be audited per stage.
+PURPOSES = ("match", "write", "check")
+
+TEMPERATURE = "temperature"
+STRUCTURED_OUTPUTS = "structured outputs"
+
+SystemPrompt = Union[str, Sequence[Mapping[str, Any]]]
+
+_module_logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class MissingAPIKeyError(PipelineError, ValueError):
+    """ANTHROPIC_API_KEY is not set. A ValueError, as the spec says, and a PipelineError for main()."""
+
+
+class ClaudeError(PipelineError):
+    """A Claude call failed after the SDK's retries; the message says what happened and what to do.
+
+    Attributes:
+        status_code: The HTTP status of the last answer, or None (connection failure, timeout).
+        error_type: The API's `error.type`, e.g. "overloaded_error", or None.
+        request_id: The API's request id of the last answer, if any.
+    """
+
+    def __init__(self, message: str, *, status_code: Optional[int] = None,
+                 error_type: Optional[str] = None, request_id: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_type = error_type
+        self.request_id = request_id
+
+
+# --------------------------------------------------------------------------- prices and usage
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    """List price of one model in USD per million tokens.
+
+    Cache writes (5-minute TTL) and cache reads are priced as multiples of the input price.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_write_multiplier: float = 1.25
+    cache_read_multiplier: float = 0.10
+
+
+# The one price table (USD per million tokens, Claude API list prices, checked 2026-11).
+# Sonnet 5.5 reads its cache at $0.10/MTok, half the usual 0.1x of input.
+PRICES: dict[str, ModelPrice] = {
+    "claude-sonnet-5-5": ModelPrice(2.00, 10.00, cache_read_multiplier=0.05),
+    "claude-sonnet-5": ModelPrice(2.00, 10.00),
+    "claude-sonnet-4-6": ModelPrice(3.00, 15.00),
+    "claude-haiku-4-5": ModelPrice(1.00, 5.00),
+}
+
+_DATE_SUFFIX = re.compile(r"-\d{8}$")
+
+
+def price_for(model: str) -> Optional[ModelPrice]:
+    """The price of a model, also for a dated id such as "claude-haiku-4-5-20251001".
+
+    Args:
+        model: A model id.
+
+    Returns:
+        Its price, or None if the model is not in `PRICES`.
+    """
+    if model in PRICES:
+        return PRICES[model]
+    return PRICES.get(_DATE_SUFFIX.sub("", model or ""))
+
+
+def _cost(price: ModelPrice, input_tokens: int, output_tokens: int,
+          cache_creation: int, cache_read: int) -> float:
+    dollars = (input_tokens * price.input_per_mtok
+               + cache_creation * price.input_per_mtok * price.cache_write_multiplier
+               + cache_read * price.input_per_mtok * price.cache_read_multiplier
+               + output_tokens * price.output_per_mtok)
+    return dollars / 1_000_000
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """The tokens and time of one Claude call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    duration_ms: int = 0
+    model: Optional[str] = None
+
+    def cost_usd(self, model: Optional[str] = None) -> Optional[float]:
+        """The list-price cost of this call.
+
+        Args:
+            model: Price as this model; default the model that answered.
+
+        Returns:
+            USD, or None if the model has no price in `PRICES`.
+        """
+        price = price_for(model or self.model or "")
+        if price is None:
+            return None
+        return _cost(price, self.input_tokens, self.output_tokens,
+                     self.cache_creation_input_tokens, self.cache_read_input_tokens)
+
+    def as_dict(self) -> dict:
+        """The token counts and duration as a plain dict (for JSON)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+            "duration_ms": self.duration_ms,
+        }
+
+
+_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+class UsageTotals:
+    """Usage added up over many calls; safe to share between worker threads.
+
+    Attributes:
+        calls: Number of calls added.
+        input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens: Sums.
+        duration_ms: Sum of the calls' durations (wall time spent in calls, across threads).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cache_creation_input_tokens = 0
+        self.cache_read_input_tokens = 0
+        self.duration_ms = 0
+        self._by_model: dict[Optional[str], dict[str, int]] = {}
+
+    def add(self, usage: CallUsage) -> None:
+        """Add one call's usage.
+
+        Args:
+            usage: What `call_claude_with_usage` returned in `ClaudeResult.usage`.
+        """
+        with self._lock:
+            self.calls += 1
+            self.duration_ms += usage.duration_ms
+            per_model = self._by_model.setdefault(usage.model, dict.fromkeys(_TOKEN_FIELDS, 0))
+            for name in _TOKEN_FIELDS:
+                value = getattr(usage, name)
+                setattr(self, name, getattr(self, name) + value)
+                per_model[name] += value
+
+    def cost_usd(self, model: Optional[str] = None) -> Optional[float]:
+        """The list-price cost of everything added.
+
+        Args:
+            model: Price every token as this model; default each call's own model.
+
+        Returns:
+            USD, or None if a model involved has no price in `PRICES`.
+        """
+        with self._lock:
+            if model is not None:
+                price = price_for(model)
+                if price is None:
+                    return None
+                return _cost(price, self.input_tokens, self.output_tokens,
+                             self.cache_creation_input_tokens, self.cache_read_input_tokens)
+            total = 0.0
+            for name, counts in self._by_model.items():
+                price = price_for(name or "")
+                if price is None:
+                    return None
+                total += _cost(price, counts["input_tokens"], counts["output_tokens"],
+                               counts["cache_creation_input_tokens"], counts["cache_read_input_tokens"])
+            return total
+
+    def as_dict(self) -> dict:
+        """A consistent snapshot of the sums (for a stats table or JSON)."""
+        with self._lock:
+            snapshot = {"calls": self.calls, "duration_ms": self.duration_ms}
+            snapshot.update({name: getattr(self, name) for name in _TOKEN_FIELDS})
+            return snapshot
+
+
+@dataclass(frozen=True)
+class ClaudeResult:
+    """One answer from Claude.
+
+    Attributes:
+        text: The answer's text blocks joined (thinking blocks are left out).
+        usage: Tokens and duration of the call, fallback retries included.
+        model: The model that answered.
+        duration_ms: Wall time of the whole call, SDK retries included.
+        stop_reason: E.g. "end_turn"; "max_tokens" means the text was cut off.
+        request_id: The API's request id, for support tickets.
+        sent_temperature: Whether the temperature was sent (False after the fallback).
+        structured: Whether the JSON schema was sent as structured output.
+    """
+
+    text: str
+    usage: CallUsage
+    model: str
+    duration_ms: int
+    stop_reason: Optional[str] = None
+    request_id: Optional[str] = None
+    sent_temperature: bool = False
+    structured: bool = False
+
+
+# --------------------------------------------------------------------------- model and client
+
+
+def resolve_model(cli_value: Optional[str] = None) -> str:
+    """The model to use: the --model value, else ANTHROPIC_MODEL, else `DEFAULT_MODEL`.
+
+    Args:
+        cli_value: The value of a --model flag, or None.
+
+    Returns:
+        A model id.
+    """
+    for candidate in (cli_value, os.environ.get(MODEL_ENV)):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    return DEFAULT_MODEL
+
+
+def add_model_argument(parser: Any) -> None:
+    """Add the --model flag to a step's argument parser.
+
+    Args:
+        parser: An `argparse.ArgumentParser`.
+    """
+    parser.add_argument(
+        "--model", default=None, metavar="ID",
+        help=f"Claude model id (default: ${MODEL_ENV}, else {DEFAULT_MODEL})",
+    )
+
+
+@dataclass(frozen=True)
+class _ClientSettings:
+    api_key: str = field(repr=False)
+    base_url: Optional[str]
+    timeout: float
+    max_retries: int
+
+
+def _env_number(name: str, default: float, kind: type, minimum: float) -> Any:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (kind is float and value <= 0):
+        unit = "seconds > 0" if kind is float else f"integer >= {minimum}"
+        raise PipelineError(f"{name} must be a number of {unit}, got {text!r}: fix it in the environment or .env")
+    return value
+
+
+def _client_settings() -> _ClientSettings:
+    api_key = os.environ.get(API_KEY_ENV, "").strip()
+    if not api_key:
+        raise MissingAPIKeyError(
+            f"{API_KEY_ENV} is not set: set it in the environment (export {API_KEY_ENV}=...) "
+            f"or in .env ({ENV_FILE})"
+        )
+    return _ClientSettings(
+        api_key=api_key,
+        base_url=os.environ.get(BASE_URL_ENV, "").strip() or None,
+        timeout=_env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS, float, 0),
+        max_retries=_env_number(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES, int, 0),
+    )
+
+
+_client_lock = threading.Lock()
+_client: Optional[anthropic.Anthropic] = None
+_client_key: Optional[_ClientSettings] = None
+
+# Parameters a model rejected in this process: {model: {TEMPERATURE, STRUCTURED_OUTPUTS}}.
+_fallback_lock = threading.Lock()
+_unsupported: dict[str, set[str]] = {}
+
+
+def get_client() -> anthropic.Anthropic:
+    """The process's one Anthropic client, built on first use and shared by all threads.
+
+    It is rebuilt only when its settings (key, ANTHROPIC_BASE_URL, ANTHROPIC_TIMEOUT,
+    ANTHROPIC_MAX_RETRIES) change, which in practice happens only in tests.
+
+    Returns:
+        The client.
+
+    Raises:
+        MissingAPIKeyError: ANTHROPIC_API_KEY is not set (before any network call).
+        PipelineError: ANTHROPIC_TIMEOUT or ANTHROPIC_MAX_RETRIES is not a valid number.
+    """
+    return _client_and_settings()[0]
+
+
+def _client_and_settings() -> tuple[anthropic.Anthropic, _ClientSettings]:
+    """The shared client and the settings it was built with (one lookup, so they match)."""
+    global _client, _client_key
+    settings = _client_settings()
+    with _client_lock:
+        if _client is None or _client_key != settings:
+            old = _client
+            _client = anthropic.Anthropic(
+                api_key=settings.api_key,
+                base_url=settings.base_url,
+                timeout=anthropic.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, settings.timeout)),
+                max_retries=settings.max_retries,
+            )
+            _client_key = settings
+            if old is not None:
+                old.close()
+        return _client, settings
+
+
+def reset_client() -> None:
+    """Forget the shared client and which parameters models rejected (for tests)."""
+    global _client, _client_key
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+        _client_key = None
+    with _fallback_lock:
+        _unsupported.clear()
+
+
+def _is_unsupported(model: str, parameter: str) -> bool:
+    with _fallback_lock:
+        return parameter in _unsupported.get(model, ())
+
+
+def _remember_unsupported(model: str, parameter: str, api_message: str, logger: logging.Logger) -> None:
+    with _fallback_lock:
+        rejected = _unsupported.setdefault(model, set())
+        first_time = parameter not in rejected
+        rejected.add(parameter)
+    if first_time:
+        logger.warning("Claude model %s rejected %s (%s); sending requests without it for the rest of this run",
+                       model, parameter, api_message)
+
+
+# --------------------------------------------------------------------------- call log
+
+_log_lock = threading.Lock()
+_call_log_path: Optional[Path] = None
+
+
+def configure_call_log(log_dir: Optional[Path] = None, run_timestamp: Optional[str] = None) -> Path:
+    """Choose this run's call log file, `<log_dir>/claude_calls_<run_timestamp>.jsonl`.
+
+    Without a call to this function the first Claude call opens one under `logs/` itself.
+
+    Args:
+        log_dir: The folder (created if missing); default the repo's logs/.
+        run_timestamp: The run's `YYYYMMDD_HHMMSS` stamp, so the file sits next to the step's log;
+            default the current local time.
+
+    Returns:
+        The path that later calls append to.
+    """
+    global _call_log_path
+    stamp = run_timestamp or datetime.now().strftime("%Y%m%d_%H%M%S")
+    path = Path(log_dir or DEFAULT_LOG_DIR) / f"claude_calls_{stamp}.jsonl"
+    with _log_lock:
+        _call_log_path = path
+    return path
+
+
+def call_log_path() -> Optional[Path]:
+    """The current call log file, or None before the first call or `configure_call_log`."""
+    with _log_lock:
+        return _call_log_path
+
+
+def reset_call_log() -> None:
+    """Forget the call log file, so the next call opens a new one (for tests)."""
+    global _call_log_path
+    with _log_lock:
+        _call_log_path = None
+
+
+def _write_call_log(entry: dict) -> None:
+    global _call_log_path
+    line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+    with _log_lock:
+        if _call_log_path is None:
+            _call_log_path = DEFAULT_LOG_DIR / f"claude_calls_{datetime.now().strftime('%Y%m%d_%H%M%S')}.jsonl"
+        try:
+            _call_log_path.parent.mkdir(parents=True, exist_ok=True)
+            # One write() of one line in append mode, under the lock: lines never interleave.
+            with _call_log_path.open("a", encoding="utf-8") as handle:
+                handle.write(line)
+        except OSError as exc:
+            # Losing an audit line must not lose the answer the run paid for.
+            _module_logger.error("cannot write the Claude call log %s: %s", _call_log_path, exc.strerror or exc)
+
+
+# --------------------------------------------------------------------------- request and call
+
+
+def _check_system(system: Optional[SystemPrompt]) -> Optional[SystemPrompt]:
+    if system is None or isinstance(system, str):
+        return system
+    if not isinstance(system, (list, tuple)):
+        raise ValueError("system must be a string or a list of text blocks")
+    blocks = []
+    for index, block in enumerate(system):
+        if not isinstance(block, Mapping) or block.get("type") != "text" or not isinstance(block.get("text"), str):
+            raise ValueError(f"system block {index} must be a dict like {{'type': 'text', 'text': '...'}}")
+        blocks.append(dict(block))
+    return blocks
+
+
+def build_request(prompt: str, *, model: str, max_tokens: int, temperature: Optional[float] = None,
+                  system: Optional[SystemPrompt] = None, json_schema: Optional[Mapping[str, Any]] = None) -> dict:
+    """The keyword arguments of one `client.messages.create` call; sends nothing.
+
+    Args:
+        prompt: The user message.
+        model: The model id.
+        max_tokens: The answer's token limit.
+        temperature: Sent through `extra_body` (the SDK has no `temperature` keyword since 1.0);
+            None leaves it out.
+        system: A system prompt string, or text blocks, which may carry
+            `"cache_control": {"type": "ephemeral"}` for prompt caching.
+        json_schema: A JSON schema sent as structured output
+            (`output_config={"format": {"type": "json_schema", "schema": …}}`); None leaves it out.
+
+    Returns:
+        The kwargs dict.
+    """
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+    if system is not None:
+        kwargs["system"] = system
+    if json_schema is not None:
+        kwargs["output_config"] = {"format": {"type": "json_schema", "schema": dict(json_schema)}}
+    if temperature is not None:
+        kwargs["extra_body"] = {"temperature": temperature}
+    return kwargs
+
+
+def _rejected_parameter(exc: anthropic.BadRequestError, sent_temperature: bool, sent_schema: bool) -> Optional[str]:
+    """Which parameter a 400 complains about, if it is one we can drop."""
+    text = f"{exc.api_message or ''} {exc.message}".lower()
+    if sent_temperature and ("temperature" in text or "sampling" in text):
+        return TEMPERATURE
+    # Only "not supported": a 400 about the schema itself (e.g. a missing additionalProperties) is a
+    # bug to fix, and silently dropping structured outputs for the whole run would hide it.
+    if sent_schema and any(word in text for word in ("output_config", "output_format", "structured output")) \
+            and any(word in text for word in ("support", "not available", "not allowed")):
+        return STRUCTURED_OUTPUTS
+    return None
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    return exc.api_message or (exc.body if isinstance(exc.body, str) and exc.body else exc.message)
+
+
+def _to_claude_error(exc: BaseException, model: str, settings: _ClientSettings) -> ClaudeError:
+    where = settings.base_url or "https://api.anthropic.com"
+    retries = settings.max_retries
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ClaudeError(
+            f"the Claude API at {where} did not answer within {settings.timeout:g} s "
+            f"(tried {retries + 1} times): raise {TIMEOUT_ENV} or try again later")
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__ or exc
+        return ClaudeError(
+            f"could not connect to the Claude API at {where} (tried {retries + 1} times): {cause}. "
+            f"Check the network and {BASE_URL_ENV}")
+    if isinstance(exc, anthropic.APIStatusError):
+        status, kind, request_id = exc.status_code, exc.type, exc.request_id
+        detail = _api_message(exc)
+        suffix = f" (request id {request_id})" if request_id else ""
+        label = f"{status} {kind}" if kind else f"{status}"
+        if status == 429:
+            what = (f"the Claude API kept answering 429 (rate limited) after {retries} retries: {detail}{suffix}. "
+                    f"Use fewer worker threads or wait a minute, then re-run")
+        elif status == 529:
+            what = (f"the Claude API is overloaded (529) and stayed so after {retries} retries: {detail}{suffix}. "
+                    f"Try again later, or raise {MAX_RETRIES_ENV}")
+        elif status >= 500:
+            what = (f"the Claude API failed with a server error ({label}) after {retries} retries: "
+                    f"{detail}{suffix}. Try again later")
+        elif status == 401:
+            what = (f"the Claude API rejected the key ({label}): check {API_KEY_ENV} "
+                    f"in the environment or in .env{suffix}")
+        elif status == 403:
+            what = f"the Claude API refused the request ({label}): {detail}{suffix}. Check the key's permissions"
+        elif status == 404:
+            what = (f"the Claude API does not know model {model!r} ({label}): {detail}{suffix}. "
+                    f"Check {MODEL_ENV} or --model")
+        elif status == 400:
+            what = f"the Claude API rejected the request ({label}) for model {model}: {detail}{suffix}"
+        else:
+            what = f"the Claude API answered {label}: {detail}{suffix}"
+        return ClaudeError(what, status_code=status, error_type=kind, request_id=request_id)
+    if isinstance(exc, (json.JSONDecodeError, anthropic.APIResponseValidationError)):
+        return ClaudeError(f"the Claude API at {where} returned a response that is not a valid message ({exc}). "
+                           f"Check {BASE_URL_ENV} points at the Claude API")
+    return ClaudeError(f"the Claude call failed: {exc}")
+
+
+def _system_text(system: Optional[SystemPrompt]) -> Optional[str]:
+    if system is None or isinstance(system, str):
+        return system
+    return "\n\n".join(block["text"] for block in system)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def call_claude_with_usage(
+    prompt: str,
+    model: Optional[str] = None,
+    temperature: Optional[float] = DEFAULT_TEMPERATURE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    logger: Optional[logging.Logger] = None,
+    *,
+    system: Optional[SystemPrompt] = None,
+    json_schema: Optional[Mapping[str, Any]] = None,
+    purpose: Optional[str] = None,
+    step: Optional[str] = None,
+    usage: Optional[UsageTotals] = None,
+) -> ClaudeResult:
+    """Ask Claude once and return the answer with its usage; safe to call from many threads.
+
+    The SDK retries 408/409/429/5xx with backoff (honouring `retry-after`), up to
+    ANTHROPIC_MAX_RETRIES times. If the model answers 400 to the temperature or the JSON schema,
+    the call is repeated once without it, and the model is remembered so later calls leave it out.
+    Every call, failed ones too, is appended to the call log.
+
+    Args:
+        prompt: The user message.
+        model: The model id; None means `resolve_model()` (ANTHROPIC_MODEL, else `DEFAULT_MODEL`).
+        temperature: Sampling temperature; None sends none.
+        max_tokens: The answer's token limit.
+        logger: If given, the prompt and the answer are logged to it at DEBUG level, and fallbacks
+            and failures at WARNING.
+        system: A system prompt string or text blocks (a block may carry `cache_control`).
+        json_schema: A JSON schema for structured output, so the answer is valid JSON.
+        purpose: What the call is for ("match", "write" or "check"), for the call log.
+        step: The step that calls, e.g. "match_message", for the call log.
+        usage: If given, this call's usage is added to it.
+
+    Returns:
+        The `ClaudeResult`.
+
+    Raises:
+        MissingAPIKeyError: ANTHROPIC_API_KEY is not set (a ValueError; nothing is sent).
+        ValueError: An argument is invalid (nothing is sent).
+        ClaudeError: The API still failed after the retries; the SDK's exception is `__cause__`.
+    """
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("prompt must be a non-empty string")
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    if temperature is not None and not (isinstance(temperature, (int, float)) and 0 <= temperature <= 1):
+        raise ValueError(f"temperature must be between 0 and 1, got {temperature!r}")
+    if json_schema is not None and not isinstance(json_schema, Mapping):
+        raise ValueError("json_schema must be a dict holding a JSON schema")
+    system = _check_system(system)
+    model = resolve_model(model)
+    log = logger or _module_logger
+    client, settings = _client_and_settings()
+
+    send_temperature = temperature is not None and not _is_unsupported(model, TEMPERATURE)
+    send_schema = json_schema is not None and not _is_unsupported(model, STRUCTURED_OUTPUTS)
+    if logger is not None:
+        logger.debug("Claude %s prompt (model %s):\n%s", purpose or "call", model, prompt)
+
+    started = time.monotonic()
+    entry: dict[str, Any] = {
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "step": step,
+        "purpose": purpose,
+        "model": model,
+        "system": _system_text(system),
+        "prompt": prompt,
+    }
+    message = None
+    try:
+        # At most three attempts: each droppable parameter is dropped at most once.
+        while True:
+            kwargs = build_request(prompt, model=model, max_tokens=max_tokens,
+                                   temperature=temperature if send_temperature else None,
+                                   system=system, json_schema=json_schema if send_schema else None)
+            try:
+                message = client.messages.create(**kwargs)
+                break
+            except anthropic.BadRequestError as exc:
+                rejected = _rejected_parameter(exc, send_temperature, send_schema)
+                if rejected is None:
+                    raise
+                _remember_unsupported(model, rejected, _api_message(exc), log)
+                if rejected == TEMPERATURE:
+                    send_temperature = False
+                else:
+                    send_schema = False
+    except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
+        error = _to_claude_error(exc, model, settings)
+        entry.update(response=None, usage=None, duration_ms=int((time.monotonic() - started) * 1000),
+                     temperature=temperature if send_temperature else None, structured_output=send_schema,
+                     error=str(error))
+        _write_call_log(entry)
+        if logger is not None:
+            logger.warning("Claude %s call failed: %s", purpose or "", error)
+        raise error from exc
+
+    duration_ms = int((time.monotonic() - started) * 1000)
+    text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
+    raw = message.usage
+    call_usage = CallUsage(
+        input_tokens=_int(raw.input_tokens),
+        output_tokens=_int(raw.output_tokens),
+        cache_creation_input_tokens=_int(raw.cache_creation_input_tokens),
+        cache_read_input_tokens=_int(raw.cache_read_input_tokens),
+        duration_ms=duration_ms,
+        model=model,
+    )
+    if usage is not None:
+        usage.add(call_usage)
+    request_id = getattr(message, "_request_id", None)
+    entry.update(response=text, usage=call_usage.as_dict(), duration_ms=duration_ms,
+                 temperature=temperature if send_temperature else None, structured_output=send_schema,
+                 stop_reason=message.stop_reason, request_id=request_id, error=None)
+    _write_call_log(entry)
+    if message.stop_reason == "max_tokens":
+        log.warning("Claude's answer was cut off at max_tokens=%d (model %s)", max_tokens, model)
+    elif message.stop_reason == "refusal":
+        log.warning("Claude declined to answer (stop_reason refusal, model %s)", model)
+    if logger is not None:
+        logger.debug("Claude %s response (%d ms, %d in / %d out tokens):\n%s", purpose or "call",
+                     duration_ms, call_usage.input_tokens, call_usage.output_tokens, text)
+    return ClaudeResult(text=text, usage=call_usage, model=model, duration_ms=duration_ms,
+                        stop_reason=message.stop_reason, request_id=request_id,
+                        sent_temperature=send_temperature, structured=send_schema)
+
+
+def call_claude(
+    prompt: str,
+    model: Optional[str] = None,
+    temperature: Optional[float] = DEFAULT_TEMPERATURE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    logger: Optional[logging.Logger] = None,
+    *,
+    system: Optional[SystemPrompt] = None,
+    json_schema: Optional[Mapping[str, Any]] = None,
+    purpose: Optional[str] = None,
+    step: Optional[str] = None,
+    usage: Optional[UsageTotals] = None,
+) -> str:
+    """Ask Claude once and return the raw answer text (the spec's function).
+
+    Args:
+        prompt: The user message.
+        model: The model id; None means ANTHROPIC_MODEL, else `DEFAULT_MODEL`.
+        temperature: Sampling temperature (default 0.7); None sends none.
+        max_tokens: The answer's token limit (default 4096).
+        logger: If given, prompts and responses are logged to it.
+        system: A system prompt string or text blocks (a block may carry `cache_control`).
+        json_schema: A JSON schema for structured output.
+        purpose: "match", "write" or "check", for the call log.
+        step: The calling step's name, for the call log.
+        usage: If given, this call's usage is added to it.
+
+    Returns:
+        The answer's text.
+
+    Raises:
+        ValueError: ANTHROPIC_API_KEY is not set (`MissingAPIKeyError`), or an argument is invalid.
+        ClaudeError: The API failed after the SDK's retries.
+    """
+    return call_claude_with_usage(prompt, model, temperature, max_tokens, logger, system=system,
+                                  json_schema=json_schema, purpose=purpose, step=step, usage=usage).text
+
+
+# --------------------------------------------------------------------------- JSON answers
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\r?\n?(.*?)```", re.DOTALL)
+_decoder = json.JSONDecoder()
+
+
+def _is_wanted(value: Any, expect: Optional[type]) -> bool:
+    if expect is not None:
+        return isinstance(value, expect)
+    return isinstance(value, (dict, list))
+
+
+def _first_balanced(text: str, expect: Optional[type]) -> Any:
+    """The first {…} or […] in the text that is valid JSON, or None."""
+    for index, char in enumerate(text):
+        if char not in "{[":
+            continue
+        try:
+            # raw_decode reads one JSON value from here and ignores what follows; it tracks strings,
+            # so braces and brackets inside them cannot end the value early.
+            value, _ = _decoder.raw_decode(text, index)
+        except json.JSONDecodeError:
+            continue
+        if _is_wanted(value, expect):
+            return value
+    return None
+
+
+def parse_json_response(response_text: str, logger: Optional[logging.Logger] = None, *,
+                        expect: Optional[type] = None) -> Union[dict, list]:
+    """Read the JSON object or array in a Claude answer.
+
+    Tried in order: the whole text as JSON; each fenced ```json block (then other fenced blocks);
+    then the first balanced {…} or […] in the text that parses, found with awareness of
+    strings, so braces inside strings do not break it and trailing prose is ignored.
+
+    Args:
+        response_text: The answer.
+        logger: If given, which strategy worked (DEBUG) or the failure (WARNING) is logged.
+        expect: `dict` or `list` to accept only that kind; default either.
+
+    Returns:
+        The parsed dict or list.
+
+    Raises:
+        json.JSONDecodeError: No JSON object or array could be found.
+    """
+    text = (response_text or "").strip().lstrip("\ufeff")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    else:
+        if _is_wanted(value, expect):
+            return value
+
+    fences = _FENCE.findall(text)
+    ordered = [body for lang, body in fences if lang.lower() == "json"] + \
+              [body for lang, body in fences if lang.lower() != "json"]
+    for body in ordered:
+        try:
+            value = json.loads(body.strip())
+        except json.JSONDecodeError:
+            continue
+        if _is_wanted(value, expect):
+            if logger is not None:
+                logger.debug("parsed JSON from a fenced block")
+            return value
+
+    value = _first_balanced(text, expect)
+    if value is not None:
+        if logger is not None:
+            logger.debug("parsed JSON found inside the answer's text")
+        return value
+
+    kind = {dict: "object", list: "array"}.get(expect, "object or array")
+    if logger is not None:
+        preview = text[:200] + ("…" if len(text) > 200 else "")
+        logger.warning("no JSON %s found in Claude's answer: %r", kind, preview)
+    raise json.JSONDecodeError(f"No valid JSON {kind} found in the response", response_text or "", 0)
+
+
+# --------------------------------------------------------------------------- generate and check
+
+INITIAL_RESPONSE_PLACEHOLDER = "{initial_response}"
+
+
+def generate_with_quality_check(
+    initial_prompt: str,
+    quality_check_prompt: str,
+    model: Optional[str] = None,
+    temperature: Optional[float] = DEFAULT_TEMPERATURE,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    logger: Optional[logging.Logger] = None,
+    *,
+    system: Optional[SystemPrompt] = None,
+    step: Optional[str] = None,
+    usage: Optional[UsageTotals] = None,
+) -> dict:
+    """Generate an answer, then ask Claude to check it.
+
+    Args:
+        initial_prompt: The generation prompt.
+        quality_check_prompt: The check prompt; `{initial_response}` is replaced by the first
+            answer (plain replacement, so other braces, e.g. JSON examples, need no escaping).
+        model: The model id; None means ANTHROPIC_MODEL, else `DEFAULT_MODEL`.
+        temperature: Sampling temperature for both calls.
+        max_tokens: Token limit for each answer.
+        logger: If given, prompts and responses are logged to it.
+        system: A system prompt for both calls.
+        step: The calling step's name, for the call log.
+        usage: If given, both calls' usage is added to it.
+
+    Returns:
+        `{"initial_response": str, "quality_check_response": str, "iterations": 1}`.
+
+    Raises:
+        ValueError: The check prompt lacks `{initial_response}`, or the key is missing.
+        ClaudeError: A call failed after the retries.
+    """
+    if INITIAL_RESPONSE_PLACEHOLDER not in (quality_check_prompt or ""):
+        raise ValueError(f"quality_check_prompt must contain the {INITIAL_RESPONSE_PLACEHOLDER} placeholder")
+    initial = call_claude(initial_prompt, model, temperature, max_tokens, logger,
+                          system=system, purpose="write", step=step, usage=usage)
+    check_prompt = quality_check_prompt.replace(INITIAL_RESPONSE_PLACEHOLDER, initial)
+    checked = call_claude(check_prompt, model, temperature, max_tokens, logger,
+                          system=system, purpose="check", step=step, usage=usage)
+    return {"initial_response": initial, "quality_check_response": checked, "iterations": 1}
+
+
+__all__: list[str] = [
+    "DEFAULT_MODEL", "DEFAULT_TEMPERATURE", "DEFAULT_MAX_TOKENS", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MAX_RETRIES",
+    "PRICES", "ModelPrice", "price_for", "CallUsage", "UsageTotals", "ClaudeResult",
+    "ClaudeError", "MissingAPIKeyError",
+    "resolve_model", "add_model_argument", "get_client", "reset_client",
+    "configure_call_log", "call_log_path", "reset_call_log",
+    "build_request", "call_claude", "call_claude_with_usage", "parse_json_response",
+    "generate_with_quality_check",
+]

@@ -1,0 +1,572 @@
+"""Step 5's offline engine: explainable rule-based matching and template messages, with no network.
+
+Used by `step5_match_message.py --offline` for demos, dry runs and first contact. Every number that
+decides a match is a named constant below, and every match's reasoning lists the parts of its score.
+docs/offline-engine.md explains the rules to growth and ops users; keep the two in step.
+
+Campaign precedence (the spec's three rules overlap, so the first that applies wins):
+
+1. "Seat The Newcomer": the member has attended 2 events or fewer, whatever the event.
+2. "Fill the Table": the chosen event has low occupancy (the spec: "any user matched to an event
+   with has_low_occupancy"), so a dormant member matched to an emptyish table gets this one.
+3. "Return to Table": 31+ days since the member's last event, or not in the last 60 days.
+4. "Fill the Table" again, for active regulars (3+ events, the last one within 30 days), whom no
+   spec rule covers: driving RSVPs to tables that need people is the job we give regulars.
+
+Matching scores each event with the occupancy preference of the member's own campaign (rules 1, 3
+and 4, see `user_campaign`); rule 2 can then only change the campaign of a dormant member.
+"""
+
+import hashlib
+import re
+from datetime import datetime, tzinfo
+from functools import lru_cache
+from typing import NamedTuple, Optional
+
+from utils.dates import parse_iso_date
+from utils.people import text_list
+from utils.rules import (
+    CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN, NEWCOMER_MAX_EVENTS, RETURN_MIN_DAYS, is_newcomer,
+    is_return_candidate,
+)
+from utils.sms import CAPS_ALLOWLIST, check_message, normalize_gsm
+
+#: Recorded as the record's `model`, and part of its fingerprint: bump it when the rules change.
+OFFLINE_ENGINE_VERSION = "offline-rules-v1"
+
+# --- Score weights (docs/offline-engine.md has the same table) ------------------------------------
+
+INTEREST_CATEGORY_POINTS = 3.0   # per member interest matching an event category or feature
+INTEREST_CROWD_POINTS = 1.0      # per other member interest shared by the people already going ...
+INTEREST_CROWD_MAX_POINTS = 2.0  # ... up to this, so the crowd never outweighs one direct interest match
+# Per dietary restriction the event clashes with: one clash outweighs two matching interests,
+# because sending someone with a shellfish allergy to an oyster night is worse than a dull match.
+DIETARY_CONFLICT_PENALTY = -6.0
+HOME_NEIGHBORHOOD_POINTS = 2.0
+WORK_NEIGHBORHOOD_POINTS = 1.5
+OCCUPANCY_FIT_POINTS = 1.5       # the event's fill level is what the member's campaign prefers
+SOON_MAX_POINTS = 1.0            # an event starting now scores 1, falling linearly to 0 at SOON_HORIZON_DAYS
+SOON_HORIZON_DAYS = 30
+#: The score at which confidence reaches its cap; a strong match (two interests, home, fit) scores ~10.
+CONFIDENT_SCORE = 10.0
+#: Confidence is never shown as certain (nor as zero): rules are a rough guide.
+MIN_CONFIDENCE, MAX_CONFIDENCE = 5, 95
+
+#: Preferred fill ratio (participants / capacity), inclusive, for the campaigns that want a good crowd;
+#: Fill the Table prefers events flagged `has_low_occupancy` instead.
+PREFERRED_FILL = {CAMPAIGN_NEWCOMER: (0.5, 0.8), CAMPAIGN_RETURN: (0.5, 1.0)}
+
+# --- Dietary rules ------------------------------------------------------------------------------------
+
+_MEAT = ("meat", "steak", "steakhouse", "bbq", "barbecue", "burger", "burgers", "chicken", "pork", "bacon",
+         "ham", "prosciutto", "chorizo", "carnitas", "lamb", "beef", "brisket")
+_FISH = ("fish", "sushi", "sashimi", "omakase", "ceviche", "tuna", "salmon", "seafood")
+_SHELLFISH = ("shellfish", "oyster", "oysters", "shrimp", "prawn", "prawns", "lobster", "crab", "clam",
+              "clams", "mussels", "seafood")
+_DAIRY = ("cheese", "dairy", "fondue", "ice cream", "gelato")
+_EGG = ("egg", "eggs", "omelette", "omelet", "frittata", "quiche", "brunch")
+_GLUTEN = ("pasta", "pizza", "bread", "bagel", "bagels", "dumpling", "dumplings", "bakery", "beer", "noodle",
+           "noodles", "ramen")
+_TREE_NUTS = ("nut", "nuts", "almond", "almonds", "pecan", "pecans", "walnut", "walnuts", "cashew", "cashews",
+              "pistachio", "pistachios", "hazelnut", "hazelnuts", "praline")
+_PEANUTS = ("peanut", "peanuts", "satay")
+_PORK = ("pork", "bacon", "ham", "prosciutto", "chorizo", "carnitas")
+_ALCOHOL = ("wine", "beer", "cocktail", "cocktails", "sake", "whiskey", "mezcal", "pisco", "spritz")
+_SOY = ("soy", "tofu", "edamame", "miso")
+
+
+class DietRule(NamedTuple):
+    """One kind of dietary restriction and the event words that clash with it."""
+
+    triggers: tuple[str, ...]  # words that identify it in a member's restriction ("tree nuts" -> "nuts")
+    clashes: tuple[str, ...]  # whole words/phrases in the event's name, description, categories, features
+    accommodated_by: tuple[str, ...] = ()  # event features (lower case) that cancel the clash
+
+
+#: Matched on whole words, so "nut" is not found in "5 minutes" and "ham" not in "champagne";
+#: "<word>-free" phrases ("dairy-free options") are ignored, and an event listing an accommodating
+#: feature ("Vegan options") is no conflict for that restriction.
+DIETARY_RULES = (
+    DietRule(("vegan",), _MEAT + _FISH + _SHELLFISH + _DAIRY + _EGG, ("vegan options",)),
+    DietRule(("vegetarian", "veggie"), _MEAT + _FISH + _SHELLFISH, ("vegetarian options", "vegan options")),
+    DietRule(("pescatarian", "pescetarian"), _MEAT, ("vegetarian options", "vegan options")),
+    DietRule(("gluten", "celiac", "coeliac", "wheat"), _GLUTEN, ("gluten-free options",)),
+    DietRule(("dairy", "lactose", "milk"), _DAIRY, ("vegan options",)),
+    DietRule(("egg", "eggs"), _EGG, ("vegan options",)),
+    DietRule(("nut", "nuts"), _TREE_NUTS),
+    DietRule(("peanut", "peanuts"), _PEANUTS),
+    DietRule(("shellfish", "crustacean", "crustaceans"), _SHELLFISH),
+    DietRule(("fish",), _FISH),
+    DietRule(("pork",), _PORK),
+    DietRule(("kosher",), _PORK + _SHELLFISH),
+    DietRule(("halal",), _PORK + _ALCOHOL),
+    DietRule(("soy", "soya"), _SOY),
+)
+
+# --- Messages -------------------------------------------------------------------------------------------
+
+#: The most characters an SMS may have, link included (check_message's default, the spec's limit).
+MAX_SMS_CHARS = 180
+#: "only 3 seats left" at or below this many; a plain "9 seats left" above it (no false scarcity).
+FEW_SEATS = 5
+#: A shortened event name keeps at least this many characters (with the "..."), else it is left out.
+MIN_EVENT_NAME_CHARS = 12
+#: Who the message greets when the member has no first name.
+NO_NAME_GREETING = "there"
+
+#: Message templates per campaign. Newcomers may have been to 2 events, so none says "your first".
+#: The member-specific rotation decides which is tried first.
+#: Every template starts "Hi/Hey {first}" (so "Hi there" works without a name) and ends with a call to
+#: action and a colon, before which step 5 appends the booking link. {where} is " in <neighborhood>"
+#: or "" (it is dropped first when a message runs long); {seats} is e.g. "only 3 seats left".
+#: They are short on purpose: the booking link takes 61 of the 180 characters, and each template must
+#: fit an 11-letter first name, a 15-letter event name and the longest day and time.
+TEMPLATES = {
+    CAMPAIGN_NEWCOMER: (
+        "Hi {first}! Your seat awaits: {event}, {when}{where}. {proof} Join us:",
+        "Hey {first}, new faces welcome! {event}, {when}{where}. {proof} Save a seat:",
+        "Hi {first}! Come meet great people at {event}, {when}{where}. {proof} Join us:",
+    ),
+    CAMPAIGN_FILL_TABLE: (
+        "Hi {first}! {event} {when}{where}: {seats}. {proof} Grab yours:",
+        "Hey {first}! Help fill {event}, {when}{where}: {seats}. {proof} Join in:",
+        "Hi {first}! Don't miss {event} {when}{where}, {seats}. {proof} Take one:",
+    ),
+    CAMPAIGN_RETURN: (
+        "Hey {first}, we've missed you! {event} is {when}{where}. {proof} Come back:",
+        "Hi {first}, been a while! Join us at {event}, {when}{where}. {proof} Save a seat:",
+        "Hi {first}! Time for a reunion: {event}, {when}{where}. {proof} Come back:",
+    ),
+}
+
+#: The last resort per campaign, without the event's name: used when no template fits 180 characters
+#: even with the name shortened, or when the name itself breaks a rule (a link, "BYOB", "!!!" ...).
+FALLBACK_TEMPLATES = {
+    CAMPAIGN_NEWCOMER: "Hi {first}! A seat is waiting for you {when}{where}. {proof} Join us:",
+    CAMPAIGN_FILL_TABLE: "Hi {first}! A table {when}{where} has {seats}. {proof} Grab yours:",
+    CAMPAIGN_RETURN: "Hey {first}, we've missed you! Your seat is waiting {when}{where}. {proof} Come back:",
+}
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# The same idea of a "word" as the spam rule of utils.sms, so what we calm down is what it checks.
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_FREE_OF_RE = re.compile(r"\b[a-z]+[\s-]free\b")
+# Words a shortened name must not end on ("Supper in..." reads as a mistake).
+_DANGLING_WORDS = frozenset({"a", "an", "and", "at", "by", "for", "from", "in", "of", "on", "the", "to", "with",
+                             "vol", "vol.", "&", "+", "-", "x"})
+_TRAILING_PUNCTUATION = " ,;:-&+/("
+
+
+# --- Campaigns ----------------------------------------------------------------------------------------
+
+def _event_count(user: dict) -> int:
+    count = user.get("event_count")
+    return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
+
+def user_campaign(user: dict) -> str:
+    """The campaign the member's profile points to, whose occupancy preference scores their events.
+
+    Args:
+        user: An enriched user (`event_count`, `days_since_last_event`, `hasnt_attended_in_60_days`).
+
+    Returns:
+        "Seat The Newcomer" (2 events or fewer; a missing count counts as 0), else "Return to Table"
+        (31+ days since the last event, or dormant 60+), else "Fill the Table" (active regulars).
+    """
+    if is_newcomer(_event_count(user)):
+        return CAMPAIGN_NEWCOMER
+    if is_return_candidate(user.get("days_since_last_event"), user.get("hasnt_attended_in_60_days")):
+        return CAMPAIGN_RETURN
+    return CAMPAIGN_FILL_TABLE
+
+
+def choose_campaign(user: dict, event: dict) -> tuple[str, str]:
+    """The match's campaign by the precedence in the module docstring, and why, in words.
+
+    Args:
+        user: An enriched user.
+        event: The event chosen for them.
+
+    Returns:
+        (campaign, reason), e.g. ("Fill the Table", "the event has low occupancy").
+    """
+    count = _event_count(user)
+    if is_newcomer(count):
+        return CAMPAIGN_NEWCOMER, f"{_plural(count, 'past event')}, a newcomer ({NEWCOMER_MAX_EVENTS} or fewer)"
+    if event.get("has_low_occupancy") is True:
+        return CAMPAIGN_FILL_TABLE, "the event has low occupancy"
+    if is_return_candidate(user.get("days_since_last_event"), user.get("hasnt_attended_in_60_days")):
+        days = user.get("days_since_last_event")
+        if isinstance(days, int) and days >= RETURN_MIN_DAYS:
+            return CAMPAIGN_RETURN, f"{days} days since their last event"
+        return CAMPAIGN_RETURN, "no event in the last 60 days"
+    return CAMPAIGN_FILL_TABLE, "an active regular, asked to help fill a table"
+
+
+# --- Scoring --------------------------------------------------------------------------------------------
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+@lru_cache(maxsize=65536)
+def _words(text: str) -> frozenset[str]:
+    # Single letters are dropped so that "Chef's" is just "chef".
+    return frozenset(_singular(word) for word in _WORD_RE.findall(text.lower()) if len(word) > 1)
+
+
+def same_interest(interest: str, tag: str) -> bool:
+    """Whether an interest and an event tag name the same thing: one's words contain the other's.
+
+    "wine" and "wine tasting" match, "art" and "Arts" match (a final "s" is ignored), "cocktails"
+    and "Cocktail pairing" match; "art" and "party" do not (whole words), nor "wine tasting" and
+    "Wine pairing" (neither contains the other).
+    """
+    mine, theirs = _words(interest), _words(tag)
+    return bool(mine) and bool(theirs) and (mine <= theirs or theirs <= mine)
+
+
+def fill_ratio(event: dict) -> Optional[float]:
+    """participant_count / maxParticipants, or None when either is unknown or the capacity is not positive."""
+    capacity = event.get("maxParticipants")
+    count = event.get("participant_count")
+    if not _is_number(capacity) or capacity <= 0 or not _is_number(count):
+        return None
+    return count / capacity
+
+
+def seats_left(event: dict) -> Optional[int]:
+    """Whole seats still free (never negative), or None when the capacity or count is unknown."""
+    capacity = event.get("maxParticipants")
+    count = event.get("participant_count")
+    if not _is_number(capacity) or capacity <= 0 or not _is_number(count):
+        return None
+    return max(int(capacity) - int(count), 0)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def dietary_conflicts(user: dict, event: dict) -> list[tuple[str, str]]:
+    """The member's restrictions that the event clashes with, each with the first clashing word.
+
+    Args:
+        user: An enriched user (`dietary_restrictions`).
+        event: An enriched event (`name`, `description`, `categories`, `features`).
+
+    Returns:
+        (restriction, word) pairs, e.g. [("shellfish", "oyster")], one per clashing restriction.
+    """
+    features = [feature.lower() for feature in text_list(event.get("features"))]
+    food = " ".join([str(event.get("name") or ""), str(event.get("description") or "")]
+                    + text_list(event.get("categories")) + features).lower()
+    # "Dairy-free options" or "gluten free" says what the food is *not*.
+    food = _FREE_OF_RE.sub(" ", food)
+    found = []
+    for restriction in text_list(user.get("dietary_restrictions")):
+        words = set(_WORD_RE.findall(restriction.lower()))
+        for rule in DIETARY_RULES:
+            if not words.intersection(rule.triggers) or any(f in features for f in rule.accommodated_by):
+                continue
+            clash = next((word for word in rule.clashes if re.search(rf"\b{re.escape(word)}\b", food)), None)
+            if clash is not None:
+                found.append((restriction, clash))
+                break
+    return found
+
+
+def _days_phrase(days_away: float) -> str:
+    whole = int(days_away)
+    if whole == 0:
+        return "starts within a day"
+    return f"starts in {_plural(whole, 'day')}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def score_event(user: dict, event: dict, campaign: str, now: datetime) -> tuple[float, list[str]]:
+    """Score one event for one member.
+
+    Each part is rounded to 0.1 before it is added, so the parts in the reasoning add up to the score.
+
+    Args:
+        user: An enriched user.
+        event: An enriched event.
+        campaign: The member's campaign (`user_campaign`), for the occupancy preference.
+        now: The run's reference time.
+
+    Returns:
+        The score and its parts in words, e.g. ["interests jazz +3.0", "starts in 9 days +0.7"].
+    """
+    parts: list[tuple[float, str]] = []
+    interests = text_list(user.get("interests"))
+    tags = text_list(event.get("categories")) + text_list(event.get("features"))
+    crowd = text_list(event.get("common_interests"))
+    matched = [i for i in interests if any(same_interest(i, tag) for tag in tags)]
+    if matched:
+        parts.append((INTEREST_CATEGORY_POINTS * len(matched), f"interests {', '.join(matched)}"))
+    shared = [i for i in interests if i not in matched and any(same_interest(i, other) for other in crowd)]
+    if shared:
+        points = min(INTEREST_CROWD_POINTS * len(shared), INTEREST_CROWD_MAX_POINTS)
+        parts.append((points, f"guests share {', '.join(shared)}"))
+    for restriction, word in dietary_conflicts(user, event):
+        parts.append((DIETARY_CONFLICT_PENALTY, f"dietary conflict ({restriction} vs {word})"))
+    neighborhood = str(event.get("neighborhood") or "").strip()
+    if neighborhood and neighborhood.lower() == str(user.get("homeNeighborhood") or "").strip().lower():
+        parts.append((HOME_NEIGHBORHOOD_POINTS, f"in their home neighborhood {neighborhood}"))
+    elif neighborhood and neighborhood.lower() == str(user.get("workNeighborhood") or "").strip().lower():
+        parts.append((WORK_NEIGHBORHOOD_POINTS, f"in their work neighborhood {neighborhood}"))
+    if campaign == CAMPAIGN_FILL_TABLE:
+        if event.get("has_low_occupancy") is True:
+            parts.append((OCCUPANCY_FIT_POINTS, "low occupancy, needs filling"))
+    else:
+        ratio = fill_ratio(event)
+        low, high = PREFERRED_FILL[campaign]
+        if ratio is not None and low <= ratio <= high:
+            parts.append((OCCUPANCY_FIT_POINTS, f"{ratio:.0%} full, a good crowd for {campaign}"))
+    start = parse_iso_date(event.get("startDate"))
+    if start is not None and start > now:
+        days_away = (start - now).total_seconds() / 86400
+        soon = round(SOON_MAX_POINTS * max(0.0, 1 - days_away / SOON_HORIZON_DAYS), 1)
+        if soon > 0:
+            parts.append((soon, _days_phrase(days_away)))
+    score = round(sum(points for points, _ in parts), 1)
+    return score, [f"{label} {points:+.1f}" for points, label in parts]
+
+
+def confidence_from_score(score: float) -> int:
+    """The match confidence: 10 points per score point, kept within [MIN_CONFIDENCE, MAX_CONFIDENCE]."""
+    return max(MIN_CONFIDENCE, min(MAX_CONFIDENCE, round(100 * score / CONFIDENT_SCORE)))
+
+
+def is_bookable(event: dict, now: datetime) -> bool:
+    """False when the event has started by `now` or has no seat left; unknown facts count as bookable."""
+    start = parse_iso_date(event.get("startDate"))
+    if start is not None and start <= now:
+        return False
+    left = seats_left(event)
+    return left is None or left > 0
+
+
+def offline_match(user: dict, events: list[dict], now: datetime) -> dict:
+    """Pick the best-scoring event for a member and explain the score.
+
+    Events that have started or are full are skipped (unless every event is). Ties go to the event
+    that starts sooner, then to the earlier one in `events`, so the result depends only on the inputs.
+
+    Args:
+        user: An enriched user.
+        events: The enriched events (the catalog); at least one.
+        now: The run's reference time.
+
+    Returns:
+        {event_index, campaign, reasoning, confidence}, as the Claude matcher returns, e.g.
+        reasoning "Rule-based score 6.2 = interests jazz +3.0; ... Campaign Fill the Table: ...".
+
+    Raises:
+        ValueError: `events` is empty.
+    """
+    if not events:
+        raise ValueError("offline_match needs at least one event")
+    candidates = [index for index, event in enumerate(events) if is_bookable(event, now)] or range(len(events))
+    scoring_campaign = user_campaign(user)
+    best: Optional[tuple] = None
+    for index in candidates:
+        event = events[index]
+        score, parts = score_event(user, event, scoring_campaign, now)
+        start = parse_iso_date(event.get("startDate"))
+        key = (-score, start.timestamp() if start else float("inf"), index)
+        if best is None or key < best[0]:
+            best = (key, index, score, parts)
+    _, index, score, parts = best
+    campaign, why = choose_campaign(user, events[index])
+    explanation = "; ".join(parts) if parts else "no strong signal, the soonest bookable event"
+    return {
+        "event_index": index,
+        "campaign": campaign,
+        "reasoning": f"Rule-based score {score:.1f} = {explanation}. Campaign {campaign}: {why}.",
+        "confidence": confidence_from_score(score),
+    }
+
+
+# --- Message parts ----------------------------------------------------------------------------------------
+
+def _clock(local: datetime) -> str:
+    hour = local.hour % 12 or 12
+    minutes = f":{local.minute:02d}" if local.minute else ""
+    return f"{hour}{minutes}{'am' if local.hour < 12 else 'pm'}"
+
+
+def describe_when(event: dict, now: datetime, zone: tzinfo) -> str:
+    """When the event starts, as a person in `zone` would say it.
+
+    English whatever the machine's locale. Days are counted in `zone`, so an event at 01:00 UTC on a
+    Saturday is "Fri ... 8pm" in New York.
+
+    Args:
+        event: An event with `startDate`.
+        now: The run's reference time.
+        zone: The run's time zone (--timezone).
+
+    Returns:
+        "tonight at 7pm" (same day, from 5pm), "today at 1pm", "tomorrow at 7:30pm", "Fri at 7pm"
+        (within 6 days), else "Fri Dec 4 at 7pm"; "soon" when the date is unknown.
+    """
+    start = parse_iso_date(event.get("startDate"))
+    if start is None:
+        return "soon"
+    local = start.astimezone(zone)
+    clock = _clock(local)
+    days_away = (local.date() - now.astimezone(zone).date()).days
+    if days_away == 0:
+        return f"tonight at {clock}" if local.hour >= 17 else f"today at {clock}"
+    if days_away == 1:
+        return f"tomorrow at {clock}"
+    weekday = _WEEKDAYS[local.weekday()]
+    if 1 < days_away < 7:
+        return f"{weekday} at {clock}"
+    return f"{weekday} {_MONTHS[local.month - 1]} {local.day} at {clock}"
+
+
+def sms_text(value: str) -> str:
+    """Text from a record made fit for an SMS: GSM look-alikes, single spaces, no shouting.
+
+    ALL-CAPS words of 4+ letters ("JAZZ NIGHT") become "Jazz Night" unless the SMS rules allow them in
+    capitals (RSVP, LGBTQ ...); 3-letter acronyms (NYC, BBQ) stay. "!!" and longer become "!".
+    """
+    text = " ".join(normalize_gsm(value).split())
+    text = _LETTERS_RE.sub(
+        lambda m: m.group().capitalize() if len(m.group()) >= 4 and m.group().isupper()
+        and m.group() not in CAPS_ALLOWLIST else m.group(), text)
+    return re.sub(r"!{2,}", "!", text)
+
+
+def shorten(text: str, max_chars: int) -> Optional[str]:
+    """`text` cut at a word boundary to at most `max_chars`, ending "...".
+
+    The cut never ends on a small word or a symbol ("Supper in...", "Cheese &..."); a single word
+    longer than the room is cut mid-word.
+
+    Returns:
+        `text` itself when it fits; None when fewer than MIN_EVENT_NAME_CHARS would be left.
+    """
+    if len(text) <= max_chars:
+        return text
+    if max_chars < MIN_EVENT_NAME_CHARS:
+        return None
+    # One character more than fits with the "...": if it is a space, the last word is whole.
+    head = text[:max_chars - 2]
+    words = head.split(" ")[:-1]
+    while words and (words[-1].lower() in _DANGLING_WORDS or not words[-1].strip(_TRAILING_PUNCTUATION)):
+        words.pop()
+    cut = " ".join(words).rstrip(_TRAILING_PUNCTUATION) if words else head[:-1]  # one long word: cut it
+    if len(cut) + 3 < MIN_EVENT_NAME_CHARS:
+        return None
+    return cut + "..."
+
+
+def social_proof(event: dict) -> str:
+    """"12 people are going.", "1 person is going." or, for an empty table, "Be the first to join."."""
+    count = event.get("participant_count")
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        return "Be the first to join."
+    return "1 person is going." if count == 1 else f"{count} people are going."
+
+
+def seats_phrase(event: dict) -> str:
+    """"only 3 seats left" (FEW_SEATS or fewer), "9 seats left", or "limited seats" when unknown or full."""
+    left = seats_left(event)
+    if not left:
+        return "limited seats"
+    phrase = "1 seat left" if left == 1 else f"{left} seats left"
+    return f"only {phrase}" if left <= FEW_SEATS else phrase
+
+
+def _rotation(user_id: str, size: int) -> int:
+    # A stable choice per member (Python's hash() changes between runs).
+    return int(hashlib.sha256(user_id.encode("utf-8")).hexdigest(), 16) % size
+
+
+def _candidates(campaign: str, start: int, values: dict, name: str, where: str, link: str):
+    """Every message to try, best first.
+
+    The whole name with the neighborhood, then without it (each in every template, the member's first);
+    a name ending "in <the neighborhood>" without that ending; then the name shortened to fit (no
+    neighborhood: the name matters more); then the fallback.
+    """
+    templates = TEMPLATES[campaign]
+    order = [templates[(start + offset) % len(templates)] for offset in range(len(templates))]
+    # "Pasta Night in Kips Bay ... in Kips Bay" says it twice.
+    wheres = [f" in {where}", ""] if where and where.lower() not in name.lower() else [""]
+    budget = MAX_SMS_CHARS - 1 - len(link)  # the text, a space, then the link
+    for place in wheres:
+        for template in order:
+            yield template.format(**values, event=name, where=place)
+    suffix = f" in {where}"
+    if where and name.lower().endswith(suffix.lower()) and len(name) > len(suffix):
+        name = name[:-len(suffix)]
+        for template in order:
+            yield template.format(**values, event=name, where="")
+    for template in order:
+        short = shorten(name, budget - len(template.format(**values, event="", where="")))
+        if short is not None and short != name:
+            yield template.format(**values, event=short, where="")
+    for place in wheres:
+        yield FALLBACK_TEMPLATES[campaign].format(**values, where=place)
+
+
+def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone: tzinfo,
+                    first_name: str, link: str) -> str:
+    """A template message for the match: the first candidate that passes check_message.
+
+    Candidates, in order: each of the campaign's templates (starting at a member-specific one) with the
+    event's whole name, first with " in <neighborhood>" and then without; the same with the name
+    shortened at a word boundary to fit 180 characters; the campaign's fallback without the name.
+    Names, first names and neighborhoods go through `sms_text` first.
+
+    Args:
+        user: The enriched user (its `id` picks the first template).
+        event: The chosen event.
+        campaign: One of the three campaigns.
+        now: The run's reference time.
+        zone: The run's time zone, for the day and time.
+        first_name: The name to greet; "" greets "there".
+        link: The booking link step 5 appends after a space.
+
+    Returns:
+        The message text without the link, already GSM-normalised and single-spaced, so step 5's
+        `normalize_gsm(text + " " + link)` is exactly `text + " " + link`. When no candidate passes,
+        the one with the fewest failures; step 5 then marks the record "needs_review".
+    """
+    greeting = first_name or ""
+    if greeting.isupper():
+        greeting = greeting.title()  # a first name is never an acronym: "ANN" and "MARY-ANN" shout too
+    greeting = sms_text(greeting) or NO_NAME_GREETING
+    values = {
+        "first": greeting,
+        "when": describe_when(event, now, zone),
+        "proof": social_proof(event),
+        "seats": seats_phrase(event),
+    }
+    name = sms_text(str(event.get("name") or "")) or "our next table"
+    where = sms_text(str(event.get("neighborhood") or ""))
+    candidates = list(_candidates(campaign, _rotation(str(user.get("id", "")), len(TEMPLATES[campaign])),
+                                  values, name, where, link))
+    # A candidate over the limit fails the length rule whatever else it does, and the full check is the
+    # slow part, so those are checked only when nothing shorter passes.
+    fitting = [text for text in candidates if len(text) + 1 + len(link) <= MAX_SMS_CHARS]
+    too_long = [text for text in candidates if len(text) + 1 + len(link) > MAX_SMS_CHARS]
+    best: Optional[tuple[int, str]] = None
+    for text in fitting + too_long:
+        failures = check_message(f"{text} {link}", first_name=first_name, link=link, max_chars=MAX_SMS_CHARS)
+        if not failures:
+            return text
+        if best is None or len(failures) < best[0]:
+            best = (len(failures), text)
+    return best[1]
