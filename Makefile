@@ -2,6 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The community is in New York: show event days and times there unless told otherwise.
+PIPELINE_TIMEZONE ?= America/New_York
+export PIPELINE_TIMEZONE
 
 .PHONY: setup demo test bench clean
 

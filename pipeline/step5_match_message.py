@@ -805,8 +805,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not upload to Airtable (records stay marked not uploaded)")
     parser.add_argument("--fresh", action="store_true",
                         help="regenerate every selected member, even those up to date")
-    parser.add_argument("--model", default=None, metavar="NAME",
-                        help="Claude model (default: $ANTHROPIC_MODEL, else the project default)")
+    ai_prompt.add_model_argument(parser)
     parser.add_argument("--offline", action="store_true",
                         help="rule-based matching and template messages: no network, no keys, no upload")
     return parser

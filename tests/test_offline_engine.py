@@ -394,7 +394,8 @@ def test_seats_phrase(count, capacity, expected):
 
 
 @pytest.mark.parametrize("count, expected", [
-    (0, "Be the first to join."), (1, "1 person is going."), (12, "12 people are going."), (None, "Be the first to join."),
+    (0, "Be the first to join."), (1, "1 person is going."), (12, "12 people are going."),
+    (None, "Be the first to join."),
 ])
 def test_social_proof(count, expected):
     assert social_proof({"participant_count": count}) == expected

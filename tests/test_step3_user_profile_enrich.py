@@ -551,3 +551,16 @@ def test_generated_records_are_consistent(generated):
         assert record["user_segment"] in step3.USER_SEGMENTS
         for token in ("None", "null", "[]"):
             assert token not in record["summary"]
+
+
+def test_main_pauses_the_garbage_collector_only_while_it_runs(tmp_path):
+    import gc
+
+    from utils.cli import gc_paused
+    write_handmade(tmp_path)
+    assert gc.isenabled()
+    assert run_step(step3, tmp_path) == 0
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()

@@ -11,7 +11,6 @@ import os
 import re
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
@@ -23,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from utils.errors import PipelineError
+from utils.throttle import MinInterval
 from utils.paths import ENV_FILE
 
 API_KEY_ENV = "AIRTABLE_API_KEY"
@@ -238,53 +238,36 @@ def build_retry(max_retries: int = DEFAULT_MAX_RETRIES, backoff: float = DEFAULT
     )
 
 
-class _Throttle:
-    """At most `rate` requests per second from this process, spaced evenly; thread-safe."""
-
-    # 5 % slack so that network jitter cannot squeeze six requests into Airtable's one-second window.
-    _SLACK = 1.05
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self._interval = self._SLACK / rate if rate > 0 else 0.0
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self._interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            if self._next > now:
-                time.sleep(self._next - now)
-                now = self._next
-            self._next = now + self._interval
+# 5 % slack so that network jitter cannot squeeze six requests into Airtable's one-second window.
+THROTTLE_SLACK = 1.05
 
 
 class _ThrottledAdapter(HTTPAdapter):
     """A requests adapter that waits for the throttle before each request it sends."""
 
-    def __init__(self, throttle: _Throttle, **kwargs: Any) -> None:
+    def __init__(self, throttle: Optional[MinInterval], **kwargs: Any) -> None:
         self._throttle = throttle
         super().__init__(**kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         # urllib3's own retries happen below this point; they are spaced by the backoff instead.
-        self._throttle.wait()
+        if self._throttle is not None:
+            self._throttle.wait()
         return super().send(request, **kwargs)
 
 
 _client_lock = threading.Lock()
 _client: Optional[tuple[Api, Base, Table]] = None
 _client_config: Optional[AirtableConfig] = None
-_throttles: dict[str, _Throttle] = {}  # one per base: Airtable's limit is per base
+# One pacer per base (Airtable's limit is per base), rebuilt when the rate changes; None = no throttle.
+_throttles: dict[str, tuple[float, Optional[MinInterval]]] = {}
 
 
-def _throttle_for(base_id: str, rate: float) -> _Throttle:
-    throttle = _throttles.get(base_id)
-    if throttle is None or throttle.rate != rate:
-        throttle = _throttles[base_id] = _Throttle(rate)
-    return throttle
+def _throttle_for(base_id: str, rate: float) -> Optional[MinInterval]:
+    entry = _throttles.get(base_id)
+    if entry is None or entry[0] != rate:
+        entry = _throttles[base_id] = (rate, MinInterval(THROTTLE_SLACK / rate) if rate > 0 else None)
+    return entry[1]
 
 
 def _client_and_config() -> tuple[tuple[Api, Base, Table], AirtableConfig]:

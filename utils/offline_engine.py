@@ -355,10 +355,12 @@ def is_bookable(event: dict, now: datetime) -> bool:
 
 
 def offline_match(user: dict, events: list[dict], now: datetime) -> dict:
-    """Pick the best-scoring event for a member and explain the score.
+    """Pick the best-scoring event for a member, explain the score and choose the campaign.
 
     Events that have started or are full are skipped (unless every event is). Ties go to the event
     that starts sooner, then to the earlier one in `events`, so the result depends only on the inputs.
+    Events are scored with `user_campaign`'s occupancy preference; the campaign returned is
+    `choose_campaign`'s (the precedence in the module docstring).
 
     Args:
         user: An enriched user.
@@ -439,6 +441,13 @@ def sms_text(value: str) -> str:
 
     ALL-CAPS words of 4+ letters ("JAZZ NIGHT") become "Jazz Night" unless the SMS rules allow them in
     capitals (RSVP, LGBTQ ...); 3-letter acronyms (NYC, BBQ) stay. "!!" and longer become "!".
+    These are the words check_message would reject as shouting, so "DUMBO" becomes "Dumbo" too.
+
+    Args:
+        value: An event name, neighborhood or first name.
+
+    Returns:
+        The cleaned text ("" for blank input).
     """
     text = " ".join(normalize_gsm(value).split())
     text = _LETTERS_RE.sub(
@@ -452,6 +461,10 @@ def shorten(text: str, max_chars: int) -> Optional[str]:
 
     The cut never ends on a small word or a symbol ("Supper in...", "Cheese &..."); a single word
     longer than the room is cut mid-word.
+
+    Args:
+        text: An event name, already through `sms_text`.
+        max_chars: The room for it.
 
     Returns:
         `text` itself when it fits; None when fewer than MIN_EVENT_NAME_CHARS would be left.
@@ -526,9 +539,10 @@ def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone:
     """A template message for the match: the first candidate that passes check_message.
 
     Candidates, in order: each of the campaign's templates (starting at a member-specific one) with the
-    event's whole name, first with " in <neighborhood>" and then without; the same with the name
-    shortened at a word boundary to fit 180 characters; the campaign's fallback without the name.
-    Names, first names and neighborhoods go through `sms_text` first.
+    event's whole name, first with " in <neighborhood>" and then without; a name ending "in <its
+    neighborhood>" without that ending; the name shortened at a word boundary to fit 180 characters;
+    the campaign's fallback without the name. Names, first names and neighborhoods go through
+    `sms_text` first (and an all-caps first name is title-cased: "ANN" -> "Ann").
 
     Args:
         user: The enriched user (its `id` picks the first template).

@@ -19,7 +19,6 @@ Exit code 0 when every target holds, 1 otherwise. This is not a pytest test.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -65,6 +64,8 @@ print(loaded)
 
 def run_measured(command: list[str], cwd: Path) -> tuple[float, int, str]:
     """Run one process; return its wall seconds, its own peak RSS in KiB, and its stdout."""
+    # Flush what earlier runs wrote, so that a step's own fsync does not wait for their data.
+    os.sync()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err)

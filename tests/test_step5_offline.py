@@ -1,0 +1,99 @@
+"""Step 5 --offline on generated sample data: compliant, deterministic, and with no network at all."""
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from pipeline import step1_user_selection, step2_event_selection, step3_user_profile_enrich, step4_event_enrich
+from pipeline import step5_match_message as step5
+from utils.sample_data import generate_dataset, write_dataset
+from utils.sms import check_message
+
+NOW = "2026-11-25T12:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def enriched_dir(tmp_path_factory) -> Path:
+    """Sample data run through steps 1-4 once for the module."""
+    root = tmp_path_factory.mktemp("offline") / "data"
+    from utils.dates import parse_now
+    write_dataset(generate_dataset(500, 80, 42, parse_now(NOW)), root / "raw")
+    common = ["--data-dir", str(root), "--log-dir", str(root.parent / "logs"), "--now", NOW,
+              "--timezone", "America/New_York"]
+    for step in (step1_user_selection, step2_event_selection, step3_user_profile_enrich, step4_event_enrich):
+        assert step.main(common) == 0
+    return root
+
+
+def _copy_inputs(source: Path, target: Path) -> Path:
+    for name in ("processed/enriched_users.json", "processed/enriched_events.json", "raw/users.json"):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes((source / name).read_bytes())
+    return target
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if anything opens a socket or resolves a name."""
+    opened = []
+
+    def forbidden(*args, **kwargs):
+        opened.append(args)
+        raise AssertionError("offline mode opened a socket")
+
+    monkeypatch.setattr(socket.socket, "__init__", forbidden)
+    monkeypatch.setattr(socket, "create_connection", forbidden)
+    monkeypatch.setattr(socket, "getaddrinfo", forbidden)
+    return opened
+
+
+def _run_offline(data_dir: Path) -> list[dict]:
+    args = ["--data-dir", str(data_dir), "--log-dir", str(data_dir.parent / "logs"), "--now", NOW,
+            "--timezone", "America/New_York", "--offline", "--workers", "4"]
+    assert step5.main(args) == 0
+    return json.loads((data_dir / "processed" / "processed_messages.json").read_text())
+
+
+def test_offline_run_gives_every_user_a_compliant_message_without_network(enriched_dir, tmp_path, no_network,
+                                                                          monkeypatch):
+    # No key and no Airtable settings: offline needs neither.
+    for name in ("ANTHROPIC_API_KEY", "AIRTABLE_API_KEY", "AIRTABLE_BASE_ID", "AIRTABLE_MESSAGES_TABLE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    data_dir = _copy_inputs(enriched_dir, tmp_path / "a")
+    records = _run_offline(data_dir)
+
+    users = json.loads((data_dir / "processed" / "enriched_users.json").read_text())
+    events = {event["id"]: event for event in json.loads((data_dir / "processed" / "enriched_events.json").read_text())}
+    assert len(users) > 100 and len(events) > 5
+    assert [record["user_id"] for record in records] == [user["id"] for user in users]
+    for user, record in zip(users, records):
+        link = f"https://cucu.li/bookings/{record['event_id']}"
+        assert record["event_id"] in events
+        assert record["generator"] == "offline" and record["uploaded"] is False
+        assert record["status"] == "approved", (record["message"], record["compliance_issues"])
+        assert check_message(record["message"], first_name=user["first_name"], link=link) == []
+        assert record["message"].endswith(" " + link)
+        assert record["campaign"] in step5.CAMPAIGNS
+        assert record["match_reasoning"].startswith("Rule-based score")
+        assert 0 <= record["confidence_percentage"] <= 100
+    assert no_network == []
+
+
+def test_offline_output_is_deterministic_for_a_fixed_now(enriched_dir, tmp_path, no_network):
+    first = _copy_inputs(enriched_dir, tmp_path / "a")
+    second = _copy_inputs(enriched_dir, tmp_path / "b")
+    _run_offline(first)
+    _run_offline(second)
+    assert (first / "processed" / "processed_messages.json").read_bytes() == \
+        (second / "processed" / "processed_messages.json").read_bytes()
+
+
+def test_offline_rerun_skips_everyone(enriched_dir, tmp_path, no_network, capsys):
+    data_dir = _copy_inputs(enriched_dir, tmp_path / "a")
+    records = _run_offline(data_dir)
+    capsys.readouterr()
+    assert _run_offline(data_dir) == records
+    out = capsys.readouterr().out
+    assert f"{len(records)} members selected: 0 to generate, 0 to upload only, {len(records)} up to date" in out
