@@ -284,8 +284,8 @@ def _text(value: Any) -> str:
 
 
 def first_name_of(user: dict) -> str:
-    """The first name used to greet the member."""
-    return _text(user.get("first_name")) or (_text(user.get("name")).split() or [""])[0]
+    """The first name used to greet the member (inner spaces collapsed, as in the sent message)."""
+    return " ".join(_text(user.get("first_name")).split()) or (_text(user.get("name")).split() or [""])[0]
 
 
 def booking_link(event: dict) -> str:

@@ -409,6 +409,9 @@ def count_emoji(text: str) -> int:
     Returns:
         The number of emoji.
     """
+    if text.isascii():
+        # Every emoji (keycaps included) needs a non-ASCII code point; most messages are plain ASCII.
+        return 0
     count, i = 0, 0
     while i < len(text):
         i, is_emoji = _emoji_cluster(text, i)
