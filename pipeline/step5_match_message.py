@@ -148,6 +148,7 @@ Reply with JSON only, exactly this shape:
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -519,6 +520,9 @@ def process_user(user: dict, ctx: RunContext) -> dict:
             fields = claude_fields(user, ctx)
     except (AnswerError, ai_prompt.ClaudeError) as exc:
         return {**base, "status": "failed", "error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a bug or an odd record must cost one member, not the run
+        logging.getLogger(f"pipeline.{STEP_NAME}").debug("member %s: unexpected error", user["id"], exc_info=True)
+        return {**base, "status": "failed", "error": f"unexpected {type(exc).__name__}: {exc}"}
     return {**base, **fields}
 
 
@@ -708,7 +712,7 @@ class Uploader:
     def _upload(self, batch: list[dict]) -> None:
         try:
             airtable_ids = airtable_crud.upsert_message_records(batch, logger=self.logger)
-        except PipelineError as exc:
+        except Exception as exc:  # noqa: BLE001 - the records stay "not uploaded"; a re-run retries them
             self.failed += len(batch)
             self.logger.error("upload of %d records failed: %s", len(batch), exc)
             for record in batch:
@@ -725,19 +729,26 @@ class Uploader:
 
 def run_users(users: list[dict], ctx: RunContext, store: MessageStore, workers: int,
               on_done: Callable[[dict], None]) -> list[dict]:
-    """Process members on a bounded pool; save each record as soon as it is done.
+    """Process members on a bounded pool; each worker saves its record the moment it is done.
 
     Returns:
         The new records, in the members' order.
     """
-    results: dict[str, dict] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="step5") as pool:
-        futures = {pool.submit(process_user, user, ctx): user for user in users}
-        for future in as_completed(futures):
-            record = future.result()
-            store.put(record)
-            results[record["user_id"]] = record
-            on_done(record)
+    def work(user: dict) -> dict:
+        record = process_user(user, ctx)
+        store.put(record)
+        on_done(record)
+        return record
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="step5")
+    try:
+        futures = [pool.submit(work, user) for user in users]
+        results = {record["user_id"]: record for record in (future.result() for future in as_completed(futures))}
+    except BaseException:
+        # Ctrl-C: members not started are dropped, those in flight finish and are saved.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [results[user["id"]] for user in users]
 
 

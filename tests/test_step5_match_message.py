@@ -541,3 +541,18 @@ def test_plan_run_splits_generate_upload_only_and_up_to_date():
     assert upload_only == [] and up_to_date == [saved["u0"], saved["u1"]]
     generate, _, _ = step5.plan_run(users, saved, base, fresh=True, upload=True)
     assert len(generate) == 5
+
+
+def test_an_unexpected_error_fails_one_member_not_the_run(data_dir, model, anthropic_fake, monkeypatch):
+    real = step5.generate_message
+
+    def broken_for_ben(user, *args, **kwargs):
+        if user["id"] == "u-ben":
+            raise KeyError("summary")
+        return real(user, *args, **kwargs)
+
+    monkeypatch.setattr(step5, "generate_message", broken_for_ben)
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "3")) == 0
+    by_id = {record["user_id"]: record for record in _records(data_dir)}
+    assert by_id["u-ben"]["status"] == "failed" and by_id["u-ben"]["error"] == "unexpected KeyError: 'summary'"
+    assert by_id["u-maya"]["status"] == by_id["u-cara"]["status"] == "approved"
