@@ -14,6 +14,7 @@ from pipeline import step1_user_selection as step1
 from utils.dates import parse_now
 from utils.log import format_stats_table
 from utils.paths import PROJ_ROOT
+from tests.helpers import parse_stats, subprocess_env, table_text, write_json
 
 NOW = "2026-11-25T12:00:00Z"
 SCRIPT = PROJ_ROOT / "pipeline" / "step1_user_selection.py"
@@ -329,9 +330,6 @@ def test_select_users_on_empty_input():
 
 # --- the script ----------------------------------------------------------------------------------
 
-def write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data), encoding="utf-8")
 
 
 @pytest.fixture
@@ -341,10 +339,6 @@ def data_dir(tmp_path, monkeypatch):
     write_json(data / "raw" / "users.json", hand_made_users())
     write_json(data / "raw" / "messages.json", hand_made_messages())
     return data
-
-
-def subprocess_env() -> dict:
-    return {key: value for key, value in os.environ.items() if key != "PIPELINE_DEBUG"}
 
 
 def run_step(data: Path, log_dir: Path) -> int:
@@ -452,18 +446,6 @@ def test_malformed_input_as_a_subprocess_has_no_traceback(data_dir, tmp_path):
 
 # --- generated sample data: invariants -----------------------------------------------------------
 
-def parse_stats(log_text: str, title: str) -> dict[str, int]:
-    """The rows of the statistics table under `title` in a log, as {label: value}."""
-    lines = log_text.splitlines()
-    start = lines.index(title)
-    rows = {}
-    for line in lines[start + 4:]:          # title, rule, header, rule
-        if line.startswith("---"):
-            break
-        match = re.match(r"^(.*\S)\s{3,}(-?[\d,]+)$", line)
-        assert match, line
-        rows[match.group(1)] = int(match.group(2).replace(",", ""))
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -516,14 +498,6 @@ def test_generated_data_invariants(generated, monkeypatch):
     # The generated data exercises the rules: some users qualify and some are filtered.
     assert 0 < stats["qualified users"] < stats["users loaded"]
     assert stats["users filtered by message history"] > 0 and stats["users filtered by missing fields"] > 0
-
-
-def table_text(output: str, title: str) -> str:
-    """The statistics table (title to closing rule) in a run's console output."""
-    lines = output.splitlines()
-    start = lines.index(title)
-    rules = [i for i in range(start, len(lines)) if lines[i].startswith("---")]
-    return "\n".join(lines[start:rules[2] + 1])
 
 
 def test_docs_sample_output_is_what_the_step_prints(tmp_path, monkeypatch, capsys):

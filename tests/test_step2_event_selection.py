@@ -15,6 +15,7 @@ import utils.dates
 from pipeline import step2_event_selection as step2
 from utils.log import format_stats_table
 from utils.paths import PROJ_ROOT
+from tests.helpers import parse_stats, subprocess_env, table_text, write_json
 
 NOW_TEXT = "2026-11-25T12:00:00Z"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -260,13 +261,6 @@ def test_select_events_depends_on_now():
 
 # --- the script ----------------------------------------------------------------------------------
 
-def write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data), encoding="utf-8")
-
-
-def subprocess_env() -> dict:
-    return {key: value for key, value in os.environ.items() if key != "PIPELINE_DEBUG"}
 
 
 @pytest.fixture
@@ -366,18 +360,6 @@ def test_malformed_input_as_a_subprocess_has_no_traceback(data_dir, tmp_path):
 
 # --- generated sample data: invariants -----------------------------------------------------------
 
-def parse_stats(log_text: str, title: str) -> dict[str, int]:
-    """The rows of the statistics table under `title` in a log, as {label: value}."""
-    lines = log_text.splitlines()
-    start = lines.index(title)
-    rows = {}
-    for line in lines[start + 4:]:          # title, rule, header, rule
-        if line.startswith("---"):
-            break
-        match = re.match(r"^(.*\S)\s{3,}(-?[\d,]+)$", line)
-        assert match, line
-        rows[match.group(1)] = int(match.group(2).replace(",", ""))
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -424,14 +406,6 @@ def test_generated_data_invariants(generated, monkeypatch):
     assert 0 < stats["qualified events"] < stats["events loaded"]
     for label in ("filtered: past", "filtered: private", "filtered: canceled", "filtered: full"):
         assert stats[label] > 0, label
-
-
-def table_text(output: str, title: str) -> str:
-    """The statistics table (title to closing rule) in a run's console output."""
-    lines = output.splitlines()
-    start = lines.index(title)
-    rules = [i for i in range(start, len(lines)) if lines[i].startswith("---")]
-    return "\n".join(lines[start:rules[2] + 1])
 
 
 def test_docs_sample_output_is_what_the_step_prints(tmp_path, monkeypatch, capsys):
