@@ -1,8 +1,6 @@
 """Step 1 (user selection): unit tests per rule, script tests on hand-made and generated data."""
 
 import json
-import os
-import re
 import subprocess
 import sys
 from collections import Counter

@@ -1,8 +1,6 @@
 """Step 2 (event selection): unit tests per filter, script tests on hand-made and generated data."""
 
 import json
-import os
-import re
 import subprocess
 import sys
 from collections import Counter
