@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # braces in the JSON examples are doubled ({{ }}) because the prompts are filled with str.format.
 
 MATCHING_PROMPT = """You match members of a social-dining community in New York to ONE upcoming event \
-each, for an SMS invitation campaign.
+each, for an SMS invitation campaign. Today is {today}.
 
 # Campaign types (choose exactly one per match)
 1. "Seat The Newcomer"
@@ -63,7 +63,8 @@ MATCHING_USER_PROMPT = """Member profile:
 
 Choose the single best event from the catalog for this member and answer with the JSON described."""
 
-MESSAGE_GENERATION_PROMPT = """Write one SMS invitation from our social-dining community to a member.
+MESSAGE_GENERATION_PROMPT = """Write one SMS invitation from our social-dining community to a member. \
+Today is {today}.
 
 Member profile:
 {user_summary}
@@ -154,6 +155,7 @@ import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor, as_completed  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, tzinfo  # noqa: E402
 from typing import Any, Callable, Optional  # noqa: E402
 
 from utils import ai_prompt, airtable_crud  # noqa: E402
@@ -167,7 +169,7 @@ from utils.paths import (  # noqa: E402
     ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, PROCESSED_MESSAGES_FILE, USERS_FILE,
     processed_path, raw_path,
 )
-from utils.people import load_all_users, normalize_email  # noqa: E402
+from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
 from utils.progress import ProgressLine  # noqa: E402
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN  # noqa: E402
 from utils.throttle import AdaptiveLimiter  # noqa: E402
@@ -305,11 +307,16 @@ def build_event_catalog(events: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def matching_system_blocks(catalog: str) -> list[dict]:
+def today_text(now: datetime, zone: tzinfo) -> str:
+    """Today's date as the prompts show it, e.g. "Wednesday, November 25, 2026"."""
+    return f"{weekday_name(now, zone)}, {format_day(now, zone)}"
+
+
+def matching_system_blocks(catalog: str, today: str) -> list[dict]:
     """The matching instructions and catalog as one cached system block."""
     return [{
         "type": "text",
-        "text": MATCHING_PROMPT.format(event_catalog=catalog),
+        "text": MATCHING_PROMPT.format(event_catalog=catalog, today=today),
         "cache_control": {"type": "ephemeral"},
     }]
 
@@ -354,6 +361,8 @@ def validate_generation(answer: Any) -> list[str]:
     problems = []
     if not _text(answer.get("message")):
         problems.append("message must be a non-empty string")
+    if not _text(answer.get("reasoning")):
+        problems.append("reasoning must be a non-empty string")
     return problems + _validate_confidence(answer)
 
 
@@ -391,11 +400,18 @@ def is_rate_limited(exc: "ai_prompt.ClaudeError") -> bool:
     return exc.status_code in (429, 529) or exc.error_type in ("rate_limit_error", "overloaded_error")
 
 
+def is_transient(exc: "ai_prompt.ClaudeError") -> bool:
+    """True for failures worth another round: rate limits, 5xx, a garbled answer or a lost connection."""
+    return is_rate_limited(exc) or exc.status_code is None or exc.status_code >= 500
+
+
 class ClaudeAsker:
     """Ask Claude for one JSON answer: structured output, validation, one corrective retry.
 
     Rate-limit and overload errors that outlast the SDK's own retries slow the whole worker pool
-    down (fewer calls in flight) and the call is tried again, a bounded number of times.
+    down (fewer calls in flight); they, server errors and garbled answers are tried again a bounded
+    number of times. The first call with a cached system block goes alone, so that the calls after
+    it read the cache instead of each writing it.
     """
 
     RATE_LIMIT_ROUNDS = 3
@@ -407,9 +423,24 @@ class ClaudeAsker:
         self.limiter = limiter
         self.logger = logger
         self.pause_seconds = pause_seconds
+        self.failed_calls = 0
+        self._count_lock = threading.Lock()
+        self._cache_warm = threading.Event()
+        self._warm_lock = threading.Lock()
 
     def __call__(self, purpose: str, prompt: str, *, temperature: float, schema: dict,
                  validate: Callable[[Any], list[str]], system: Any = None) -> dict:
+        if system is not None and not self._cache_warm.is_set():
+            with self._warm_lock:
+                if not self._cache_warm.is_set():
+                    try:
+                        return self._ask(purpose, prompt, temperature, schema, validate, system)
+                    finally:
+                        self._cache_warm.set()
+        return self._ask(purpose, prompt, temperature, schema, validate, system)
+
+    def _ask(self, purpose: str, prompt: str, temperature: float, schema: dict,
+             validate: Callable[[Any], list[str]], system: Any) -> dict:
         correction = ""
         for _attempt in range(2):
             text = self._call(purpose, prompt + correction, temperature, schema, system)
@@ -434,12 +465,15 @@ class ClaudeAsker:
                         logger=self.logger, system=system, json_schema=schema, purpose=purpose, step=STEP_NAME,
                     )
                 except ai_prompt.ClaudeError as exc:
-                    if not is_rate_limited(exc) or round_number == self.RATE_LIMIT_ROUNDS:
+                    with self._count_lock:
+                        self.failed_calls += 1
+                    if not is_transient(exc) or round_number == self.RATE_LIMIT_ROUNDS:
                         raise
-                    self.limiter.slow_down()
+                    if is_rate_limited(exc):
+                        self.limiter.slow_down()
                     if self.logger:
-                        self.logger.warning("%s call rate-limited after retries; in-flight limit now %d",
-                                            purpose, self.limiter.limit)
+                        self.logger.warning("%s call failed after the SDK's retries (%s); trying again, "
+                                            "in-flight limit %d", purpose, exc, self.limiter.limit)
                 else:
                     self.usage.add(result.usage)
                     return result.text
@@ -458,13 +492,13 @@ def match_user_to_event(user: dict, events: list[dict], ask: Ask, catalog_system
     )
 
 
-def generate_message(user: dict, event: dict, match: dict, ask: Ask) -> dict:
+def generate_message(user: dict, event: dict, match: dict, ask: Ask, today: str) -> dict:
     """Ask for the SMS text (without the link), its reasoning and a confidence."""
     campaign = match["campaign"]
     prompt = MESSAGE_GENERATION_PROMPT.format(
         user_summary=user["summary"], event_summary=event["summary"], campaign=campaign,
         campaign_tone=CAMPAIGN_TONES[campaign], match_reasoning=match["reasoning"],
-        first_name=first_name_of(user), max_body_chars=body_budget(booking_link(event)),
+        first_name=first_name_of(user), max_body_chars=body_budget(booking_link(event)), today=today,
     )
     return ask("write", prompt, temperature=WRITE_TEMPERATURE, schema=MESSAGE_SCHEMA, validate=validate_generation)
 
@@ -500,8 +534,9 @@ class RunContext:
     fingerprint_base: str
     generator: str  # "claude" or "offline"
     model: str
-    now: Any
-    zone: Any
+    now: datetime
+    zone: tzinfo
+    today: str
     ask: Optional[Ask] = None
 
 
@@ -531,18 +566,23 @@ def claude_fields(user: dict, ctx: RunContext) -> dict:
     match = match_user_to_event(user, ctx.events, ctx.ask, ctx.catalog_system)
     event = ctx.events[match["event_index"]]
     link = booking_link(event)
-    generation = generate_message(user, event, match, ctx.ask)
+    generation = generate_message(user, event, match, ctx.ask, ctx.today)
     message = finalize_message(generation["message"], link)
     quality = quality_check_message(message, user, event, match["campaign"], ctx.ask)
     if not quality["approved"] and _text(quality.get("improved_message")):
         message = finalize_message(quality["improved_message"], link)
     failures = check_message(message, first_name=first_name_of(user), link=link)
-    rewritten = False
+    rewritten, rewrite_error = False, None
     if failures:
-        rewrite = rewrite_for_compliance(message, failures, user, event, match["campaign"], ctx.ask)
-        message = finalize_message(rewrite["message"], link)
-        failures = check_message(message, first_name=first_name_of(user), link=link)
         rewritten = True
+        try:
+            rewrite = rewrite_for_compliance(message, failures, user, event, match["campaign"], ctx.ask)
+        except (AnswerError, ai_prompt.ClaudeError) as exc:
+            # The checked message is still worth a human look: it ends as needs_review, not failed.
+            rewrite_error = str(exc)
+        else:
+            message = finalize_message(rewrite["message"], link)
+            failures = check_message(message, first_name=first_name_of(user), link=link)
     return {
         **event_fields(event),
         "message": message,
@@ -552,6 +592,7 @@ def claude_fields(user: dict, ctx: RunContext) -> dict:
         "campaign": match["campaign"],
         "quality_check_response": quality,
         "compliance_rewrite": rewritten,
+        **({"rewrite_error": rewrite_error} if rewrite_error else {}),
         **gate_fields(message, failures),
     }
 
@@ -611,13 +652,16 @@ def gate_fields(message: str, failures: list[str]) -> dict:
 
 # --- Fingerprints: what makes a record up to date ---------------------------------------------------
 
-def run_fingerprint_base(generator: str, model: str, catalog: str, zone_name: str) -> str:
-    """Hash of everything shared by all members: the prompts (or offline engine), the model, the catalog."""
+def run_fingerprint_base(generator: str, model: str, catalog: str, zone_name: str, today: str) -> str:
+    """Hash of everything shared by all members: the prompts (or offline engine), the model, the catalog, the date.
+
+    The date is in because "soon", "this Friday" and "tonight" change with it.
+    """
     if generator == "offline":
-        parts = ["offline", OFFLINE_ENGINE_VERSION, zone_name, catalog]
+        parts = ["offline", OFFLINE_ENGINE_VERSION, zone_name, today, catalog]
     else:
         parts = ["claude", model, MATCHING_PROMPT, MATCHING_USER_PROMPT, MESSAGE_GENERATION_PROMPT,
-                 QUALITY_CHECK_PROMPT, COMPLIANCE_REWRITE_PROMPT, catalog]
+                 QUALITY_CHECK_PROMPT, COMPLIANCE_REWRITE_PROMPT, today, catalog]
     return _sha256(parts)
 
 
@@ -634,19 +678,28 @@ def _sha256(parts: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+COMPLETE_STATUSES = ("approved", "needs_review")
+
+
 def is_complete(record: Optional[dict], fingerprint: str) -> bool:
     """True when the saved record needs no new generation: same fingerprint and not failed."""
-    return bool(record) and record.get("fingerprint") == fingerprint and record.get("status") in (
-        "approved", "needs_review")
+    return bool(record) and record.get("fingerprint") == fingerprint and record.get("status") in COMPLETE_STATUSES
 
 
-def plan_run(users: list[dict], saved: dict[str, dict], base: str, *, fresh: bool, upload: bool
-             ) -> tuple[list[dict], list[dict], list[dict]]:
-    """Split members into (to generate, to upload only, up to date)."""
+def plan_run(users: list[dict], saved: dict[str, dict], base: str, *, fresh: bool, upload: bool,
+             generator: str = "claude") -> tuple[list[dict], list[dict], list[dict]]:
+    """Split members into (to generate, to upload only, up to date).
+
+    An offline run never replaces a finished Claude record (they cost money); only --fresh does.
+    """
     generate, upload_only, up_to_date = [], [], []
     for user in users:
         record = saved.get(user["id"])
-        if fresh or not is_complete(record, user_fingerprint(base, user)):
+        keep_claude = (generator == "offline" and record is not None and record.get("generator") == "claude"
+                       and record.get("status") in COMPLETE_STATUSES)
+        if not fresh and keep_claude:
+            up_to_date.append(record)
+        elif fresh or not is_complete(record, user_fingerprint(base, user)):
             generate.append(user)
         elif upload and not record.get("uploaded"):
             upload_only.append(record)
@@ -712,17 +765,28 @@ class Uploader:
     def _upload(self, batch: list[dict]) -> None:
         try:
             airtable_ids = airtable_crud.upsert_message_records(batch, logger=self.logger)
+        except airtable_crud.AirtableError as exc:
+            if exc.status_code == 422 and len(batch) > 1:
+                # Airtable refuses the whole batch for one bad record: find it, upload the others.
+                for record in batch:
+                    self._upload([record])
+                return
+            self._mark_failed(batch, exc)
+            return
         except Exception as exc:  # noqa: BLE001 - the records stay "not uploaded"; a re-run retries them
-            self.failed += len(batch)
-            self.logger.error("upload of %d records failed: %s", len(batch), exc)
-            for record in batch:
-                self.store.put({**record, "uploaded": False, "upload_error": str(exc)})
+            self._mark_failed(batch, exc)
             return
         self.uploaded += len(batch)
         for record, airtable_id in zip(batch, airtable_ids):
             updated = {**record, "airtable_id": airtable_id, "uploaded": True}
             updated.pop("upload_error", None)
             self.store.put(updated)
+
+    def _mark_failed(self, batch: list[dict], exc: Exception) -> None:
+        self.failed += len(batch)
+        self.logger.error("upload of %d records failed: %s", len(batch), exc)
+        for record in batch:
+            self.store.put({**record, "uploaded": False, "upload_error": str(exc)})
 
 
 # --- The run -----------------------------------------------------------------------------------------
@@ -735,10 +799,16 @@ def run_users(users: list[dict], ctx: RunContext, store: MessageStore, workers: 
         The new records, in the members' order.
     """
     def work(user: dict) -> dict:
-        record = process_user(user, ctx)
-        store.put(record)
-        on_done(record)
-        return record
+        outcome = process_user(user, ctx)
+        prior = store.get(user["id"])
+        if outcome["status"] == "failed" and prior and prior.get("status") in COMPLETE_STATUSES:
+            # Keep the last good message (and its Airtable row) rather than a record without one; its
+            # stale fingerprint makes the next run try again.
+            store.put({**prior, "regeneration_error": outcome["error"]})
+        else:
+            store.put(outcome)
+        on_done(outcome)
+        return outcome
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="step5")
     try:
@@ -773,12 +843,16 @@ def report_rows(counts: dict, records: list[dict], usage, model: str, wall_secon
         ("needs review", len(made) - approved),
         ("approval rate", f"{approved / len(made):.0%}" if made else "n/a"),
     ]
+    reviewed = [record["quality_check_response"] for record in made if record.get("quality_check_response")]
+    if reviewed:
+        rows.append(("quality check approved (Claude)", sum(1 for review in reviewed if review.get("approved"))))
     if uploader is not None:
         rows += [("uploaded to Airtable", uploader.uploaded), ("upload failures", uploader.failed)]
     if usage is not None:
         cost = usage.cost_usd(model)
         rows += [
             ("Claude calls", usage.calls),
+            ("Claude calls failed (after SDK retries)", counts.get("failed_calls", 0)),
             ("input tokens", usage.input_tokens),
             ("output tokens", usage.output_tokens),
             ("cache read tokens", usage.cache_read_input_tokens),
@@ -858,17 +932,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         run.logger.warning("--user-id not found in enriched users: %s", ", ".join(missing_ids))
 
     catalog = build_event_catalog(events)
-    base = run_fingerprint_base(generator, model, catalog, str(run.zone))
+    today = today_text(run.now, run.zone)
+    base = run_fingerprint_base(generator, model, catalog, str(run.zone), today)
     store = MessageStore(processed_path(run.data_dir, PROCESSED_MESSAGES_FILE), order=[u["id"] for u in users])
     if store.recovered:
         run.logger.info("recovered %d records from the journal of an interrupted run", store.recovered)
-    to_generate, upload_only, up_to_date = plan_run(selected, store.records, base, fresh=args.fresh, upload=upload)
+    to_generate, upload_only, up_to_date = plan_run(selected, store.records, base, fresh=args.fresh, upload=upload,
+                                                    generator=generator)
     run.logger.info("%d members selected: %d to generate, %d to upload only, %d up to date (model %s)",
                     len(selected), len(to_generate), len(upload_only), len(up_to_date), model)
 
     usage = None if args.offline else ai_prompt.UsageTotals()
-    ctx = RunContext(events=events, catalog_system=matching_system_blocks(catalog), phone_lookup=phone_lookup,
-                     fingerprint_base=base, generator=generator, model=model, now=run.now, zone=run.zone)
+    ctx = RunContext(events=events, catalog_system=matching_system_blocks(catalog, today), phone_lookup=phone_lookup,
+                     fingerprint_base=base, generator=generator, model=model, now=run.now, zone=run.zone,
+                     today=today)
     if usage is not None:
         ctx.ask = ClaudeAsker(model, usage, AdaptiveLimiter(args.workers), logger=run.logger)
     uploader = Uploader(store, run.logger) if upload else None
@@ -891,12 +968,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         store.close()
 
     counts = {"loaded": len(all_users) + bad_users, "unusable": bad_users + unusable_users,
-              "selected": len(selected), "up_to_date": len(up_to_date), "upload_only": len(upload_only)}
+              "selected": len(selected), "up_to_date": len(up_to_date), "upload_only": len(upload_only),
+              "failed_calls": ctx.ask.failed_calls if ctx.ask is not None else 0}
     log_stats_table(run.logger, "Step 5: match and message",
                     report_rows(counts, records, usage, model, time.monotonic() - started, uploader))
-    for line in sample_messages(records):
+    # Show what the selected members will receive, even when this run had nothing new to make.
+    shown = records or [store.records[user["id"]] for user in selected if user["id"] in store.records]
+    for line in sample_messages(shown):
         run.logger.info("sample: %s", line)
     run.logger.info("wrote %s", processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
+    if records and all(record["status"] == "failed" for record in records):
+        run.logger.error("every member failed: see the reasons above and in %s", run.log_path)
+        return 1
     return 0
 
 

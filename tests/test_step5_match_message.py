@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import step5_match_message as step5
 from tests.fakes.anthropic_server import Fault, Reply
+from utils.message_store import MessageStore
 from utils.sms import check_message
 
 REPO = Path(__file__).resolve().parents[1]
@@ -332,9 +333,12 @@ def test_prose_around_json_is_parsed_when_structured_outputs_are_unsupported(dat
 
 
 def test_rate_limits_overloads_server_errors_and_malformed_output_are_survived(data_dir, model, anthropic_fake):
-    anthropic_fake.fail("rate_limit", 3)
-    anthropic_fake.fail("overloaded", 2)
-    anthropic_fake.fail("server_error", 2)
+    # The SDK retries these itself (4 retries by default)...
+    anthropic_fake.fail("rate_limit", 2)
+    anthropic_fake.fail("overloaded", 1)
+    anthropic_fake.fail("server_error", 1)
+    # ...but not a cut-off response body: step 5 tries that call again itself.
+    anthropic_fake.fail("malformed", 1)
     # Malformed model output: the right JSON type but the wrong shape; a corrective retry fixes it.
     anthropic_fake.reply(Reply({"event_idx": 2, "msg": "?"}))
     assert step5.main(_args(data_dir, "--no-upload", "--workers", "4")) == 0
@@ -441,8 +445,15 @@ def test_kill_9_mid_run_then_rerun_finishes_everyone_without_duplicate_rows(data
         proc.wait()
     assert saw_partial, "the run finished before it could be killed"
     json.loads(output.read_text())
+    store = MessageStore(output)  # folds in the journal, as the re-run will
+    saved = {record["user_id"] for record in store.ordered_records() if record.get("status") == "approved"}
+    store.close()
+    matches_before = _calls_by_purpose(anthropic_fake)["match"]
 
     assert step5.main(_args(data_dir)) == 0
+
+    # Only what was not saved before the kill is generated again.
+    assert _calls_by_purpose(anthropic_fake)["match"] - matches_before == len(_users()) - len(saved)
 
     records = _records(data_dir)
     assert [record["user_id"] for record in records] == [user["id"] for user in _users()]
@@ -482,6 +493,7 @@ def test_validate_match_accepts_the_edges():
     ({"message": "   ", "reasoning": "r", "confidence": 10}, False),
     ({"message": None, "reasoning": "r", "confidence": 10}, False),
     ({"message": "Hi Ann", "reasoning": "r", "confidence": -1}, False),
+    ({"message": "Hi Ann", "confidence": 10}, False),
 ])
 def test_validate_generation(answer, ok):
     assert (step5.validate_generation(answer) == []) is ok
@@ -513,14 +525,15 @@ def test_create_phone_lookup_is_case_insensitive_and_keeps_the_first_phone():
 
 def test_fingerprint_changes_with_prompts_model_catalog_and_summary(monkeypatch):
     user = {"id": "u1", "summary": "Ann likes jazz."}
-    base = step5.run_fingerprint_base("claude", "m1", "catalog", "UTC")
-    same = step5.run_fingerprint_base("claude", "m1", "catalog", "UTC")
+    base = step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Wed")
+    same = step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Wed")
     assert step5.user_fingerprint(base, user) == step5.user_fingerprint(same, user)
     assert step5.user_fingerprint(base, user) != step5.user_fingerprint(base, {**user, "summary": "Ann likes rock."})
-    assert step5.run_fingerprint_base("claude", "m2", "catalog", "UTC") != base
-    assert step5.run_fingerprint_base("claude", "m1", "catalog 2", "UTC") != base
+    assert step5.run_fingerprint_base("claude", "m2", "catalog", "UTC", "Wed") != base
+    assert step5.run_fingerprint_base("claude", "m1", "catalog 2", "UTC", "Wed") != base
+    assert step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Thu") != base
     monkeypatch.setattr(step5, "QUALITY_CHECK_PROMPT", step5.QUALITY_CHECK_PROMPT + " ")
-    assert step5.run_fingerprint_base("claude", "m1", "catalog", "UTC") != base
+    assert step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Wed") != base
 
 
 def test_plan_run_splits_generate_upload_only_and_up_to_date():
@@ -556,3 +569,105 @@ def test_an_unexpected_error_fails_one_member_not_the_run(data_dir, model, anthr
     by_id = {record["user_id"]: record for record in _records(data_dir)}
     assert by_id["u-ben"]["status"] == "failed" and by_id["u-ben"]["error"] == "unexpected KeyError: 'summary'"
     assert by_id["u-maya"]["status"] == by_id["u-cara"]["status"] == "approved"
+
+
+def test_a_failed_compliance_rewrite_keeps_the_message_for_review(data_dir, model, anthropic_fake):
+    model.message = "Hi {first}! CLICK HERE for dinner"
+    inner = model
+
+    def rewrite_breaks(body):
+        if _purpose(body) == "rewrite":
+            return Fault("bad_request", message="rewrite refused")
+        return inner(body)
+
+    anthropic_fake.responder = rewrite_breaks
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "1")) == 0
+    record = _records(data_dir)[0]
+    assert record["status"] == "needs_review" and record["message"].startswith("Hi Maya! CLICK HERE")
+    assert "rewrite refused" in record["rewrite_error"]
+    assert {issue.split(":")[0] for issue in record["compliance_issues"]} == {"spam"}
+
+
+def test_the_first_cached_call_goes_alone_so_the_others_read_the_cache(data_dir, model, anthropic_fake):
+    anthropic_fake.latency = 0.2
+    assert step5.main(_args(data_dir, "--no-upload", "--workers", "6")) == 0
+    matches = [request for request in anthropic_fake.requests
+               if request.json and _purpose(request.json) == "match"]
+    arrivals = sorted(request.time for request in matches)
+    assert arrivals[1] - arrivals[0] >= 0.2, "the second matching call started before the first was answered"
+    assert arrivals[5] - arrivals[1] < 0.15, "after the first, the waiting workers call in parallel"
+
+
+def test_offline_run_never_replaces_claude_records(data_dir, model, anthropic_fake):
+    assert step5.main(_args(data_dir, "--no-upload")) == 0
+    claude_records = _records(data_dir)
+    assert step5.main(_args(data_dir, "--offline")) == 0
+    assert _records(data_dir) == claude_records
+    assert step5.main(_args(data_dir, "--offline", "--fresh", "--limit", "1")) == 0
+    assert _records(data_dir)[0]["generator"] == "offline"
+    assert _records(data_dir)[1:] == claude_records[1:]
+
+
+def test_failed_regeneration_keeps_the_last_good_record(data_dir, model, anthropic_fake, monkeypatch):
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+    good = _records(data_dir)
+
+    monkeypatch.setattr(step5, "QUALITY_CHECK_PROMPT", step5.QUALITY_CHECK_PROMPT + " ")
+    model.match_override = lambda summary: (
+        {"event_index": 42, "campaign": "Fill the Table", "reasoning": "x", "confidence": 5}
+        if summary.startswith("Ben") else None)
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+
+    maya, ben = _records(data_dir)
+    assert maya["fingerprint"] != good[0]["fingerprint"]
+    assert {key: value for key, value in ben.items() if key != "regeneration_error"} == good[1]
+    assert "event_index must be an integer" in ben["regeneration_error"]
+
+    model.match_override = None
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+    ben = _records(data_dir)[1]
+    assert ben["fingerprint"] != good[1]["fingerprint"] and "regeneration_error" not in ben
+    assert ben["status"] == "approved"
+    calls = len(anthropic_fake.message_bodies)
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+    assert len(anthropic_fake.message_bodies) == calls
+
+
+def test_exit_code_is_1_when_every_member_failed(data_dir, model, anthropic_fake):
+    model.match_override = lambda summary: {"event_index": -3, "campaign": "x", "reasoning": "", "confidence": 5}
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 1
+    assert [record["status"] for record in _records(data_dir)] == ["failed", "failed"]
+
+
+def test_one_record_airtable_refuses_does_not_block_its_batch(data_dir, model, anthropic_fake, airtable_fake):
+    # Two rows already share u-maya's key, so Airtable refuses any upsert that contains u-maya.
+    airtable_fake.add_row({"User ID": "u-maya"})
+    airtable_fake.add_row({"User ID": "u-maya"})
+    assert step5.main(_args(data_dir)) == 0
+    by_id = {record["user_id"]: record for record in _records(data_dir)}
+    assert by_id["u-maya"]["uploaded"] is False and "more than one record" in by_id["u-maya"]["upload_error"]
+    assert all(record["uploaded"] for user_id, record in by_id.items() if user_id != "u-maya")
+
+
+def test_uploads_at_airtables_real_rate_never_hit_429(tmp_path, airtable_fake, monkeypatch):
+    import logging
+
+    from utils import airtable_crud
+
+    airtable_fake.rate_window = 1.0  # Airtable's real limit: 5 requests per second per base
+    monkeypatch.setenv("AIRTABLE_MAX_RPS", "5")
+    airtable_crud.reset_airtable_client()
+    store = MessageStore(tmp_path / "processed_messages.json")
+    uploader = step5.Uploader(store, logging.getLogger("test"), max_wait_seconds=0.01)
+    for index in range(200):
+        record = {"user_id": f"u{index:03d}", "message": f"Hi {index}", "status": "approved"}
+        store.put(record)
+        uploader.submit(record)
+    uploader.close()
+    store.close()
+
+    assert airtable_fake.rejected_429 == 0
+    assert uploader.uploaded == 200 and len(airtable_fake.rows()) == 200
+    batches = airtable_fake.requests_to("PATCH")
+    assert all(len(request.json["records"]) <= 10 for request in batches)
+    assert len(batches) <= 25
