@@ -135,6 +135,8 @@ class LoopbackServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, the body waits ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
     server_owner: LoopbackServer
 
     def _serve(self) -> None:
