@@ -169,7 +169,7 @@ from utils.paths import (  # noqa: E402
     ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, PROCESSED_MESSAGES_FILE, USERS_FILE,
     processed_path, raw_path,
 )
-from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
+from utils.people import clean_text, format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
 from utils.progress import ProgressLine  # noqa: E402
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN  # noqa: E402
 from utils.throttle import AdaptiveLimiter  # noqa: E402
@@ -260,16 +260,10 @@ def create_phone_lookup(raw_users: list) -> dict[str, str]:
     return lookup
 
 
-def usable_users(users: list[dict]) -> tuple[list[dict], int]:
-    """Users with an id and a summary (what matching needs); also how many were skipped."""
-    kept = [user for user in users if _text(user.get("id")) and _text(user.get("summary"))]
-    return kept, len(users) - len(kept)
-
-
-def usable_events(events: list[dict]) -> tuple[list[dict], int]:
-    """Events with an id and a summary (what the catalog needs); also how many were skipped."""
-    kept = [event for event in events if _text(event.get("id")) and _text(event.get("summary"))]
-    return kept, len(events) - len(kept)
+def with_id_and_summary(records: list[dict]) -> tuple[list[dict], int]:
+    """Members or events with an id and a summary (what matching needs); also how many were skipped."""
+    kept = [record for record in records if _text(record.get("id")) and _text(record.get("summary"))]
+    return kept, len(records) - len(kept)
 
 
 def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Optional[int]) -> list[dict]:
@@ -283,7 +277,7 @@ def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Option
 
 
 def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else ""
+    return clean_text(value) or ""
 
 
 def first_name_of(user: dict) -> str:
@@ -918,9 +912,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise PipelineError(f"{exc}; or run with --no-upload to skip Airtable") from None
 
     all_users, bad_users = split_objects(load_enriched_users(processed_path(run.data_dir, ENRICHED_USERS_FILE)))
-    users, unusable_users = usable_users(all_users)
+    users, unusable_users = with_id_and_summary(all_users)
     events, bad_events = split_objects(load_enriched_events(processed_path(run.data_dir, ENRICHED_EVENTS_FILE)))
-    events, unusable_events = usable_events(events)
+    events, unusable_events = with_id_and_summary(events)
     if bad_events or unusable_events:
         run.logger.warning("skipped %d events without an id or summary", bad_events + unusable_events)
     if not events:
