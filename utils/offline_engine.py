@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import NamedTuple, Optional
 
 from utils.dates import parse_iso_date
-from utils.people import text_list
+from utils.people import MONTH_NAMES, WEEKDAY_NAMES, text_list
 from utils.rules import (
     CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN, NEWCOMER_MAX_EVENTS, RETURN_MIN_DAYS, is_newcomer,
     is_return_candidate,
@@ -147,8 +147,8 @@ FALLBACK_TEMPLATES = {
     CAMPAIGN_RETURN: "Hey {first}, we've missed you! Your seat is waiting {when}{where}. {proof} Come back:",
 }
 
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_WEEKDAYS = tuple(name[:3] for name in WEEKDAY_NAMES)
+_MONTHS = tuple(name[:3] for name in MONTH_NAMES)
 # The same idea of a "word" as the spam rule of utils.sms, so what we calm down is what it checks.
 _LETTERS_RE = re.compile(r"[^\W\d_]+")
 _WORD_RE = re.compile(r"[a-z0-9]+")

@@ -14,9 +14,10 @@ from typing import Any, Iterable, Optional
 
 from utils.jsonio import load_json_list
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+# English whatever the machine's locale (strftime would follow it).
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 # --- Loading (one implementation for every step that reads these files) ---------------------
@@ -244,7 +245,7 @@ def format_day(moment: datetime, zone: tzinfo) -> str:
         The date; month names are English whatever the machine's locale.
     """
     local = moment.astimezone(zone)
-    return f"{_MONTHS[local.month - 1]} {local.day}, {local.year}"
+    return f"{MONTH_NAMES[local.month - 1]} {local.day}, {local.year}"
 
 
 def format_time(moment: datetime, zone: tzinfo) -> str:
@@ -264,7 +265,7 @@ def format_time(moment: datetime, zone: tzinfo) -> str:
 
 def weekday_name(moment: datetime, zone: tzinfo) -> str:
     """The English day name of a moment in a time zone, e.g. "Friday"."""
-    return _WEEKDAYS[moment.astimezone(zone).weekday()]
+    return WEEKDAY_NAMES[moment.astimezone(zone).weekday()]
 
 
 def days_ago(days: int) -> str:
