@@ -159,3 +159,49 @@ def test_segment_mix_by_segments_and_encoding(monkeypatch):
                              by_encoding={"GSM-7": 3, "UCS-2": 2}, segments=1 + 2 + 3 + 1 + 2)
     assert mix.cost_usd() == pytest.approx(9 * 0.0083)
     assert segment_mix([]).segments == 0
+
+
+def test_call_log_averages_of_the_newest_log_or_defaults(tmp_path):
+    empty = costs.call_log_averages(tmp_path)
+    assert (empty.path, empty.calls, empty.chars_per_token, empty.output_tokens) == (None, 0, 3.5, {})
+    _write_log(tmp_path / "claude_calls_20261101_000000.jsonl", [_entry("match", prompt="p" * 100, input_tokens=50)])
+    _write_log(tmp_path / "claude_calls_20261102_000000.jsonl",
+               [_entry("write", prompt="p" * 500, input_tokens=100, output_tokens=40)])
+    newest = costs.call_log_averages(tmp_path)
+    assert newest.path.name == "claude_calls_20261102_000000.jsonl"
+    assert (newest.calls, newest.chars_per_token, newest.output_tokens) == (1, 5.0, {"write": 40.0})
+
+
+def test_estimate_from_a_calibrating_log_matches_the_actual_usage_at_the_fake(anthropic_fake, tmp_path):
+    """Estimate 6 match calls from the log of 4 earlier ones, then make them and compare with the bill."""
+    from utils import ai_prompt
+
+    catalog = "[0] Friday Supper Club at Casa Mezcal, 5 of 10 seats taken. " * 100  # ~6,000 chars, cached
+    system = [{"type": "text", "text": catalog, "cache_control": {"type": "ephemeral"}}]
+    anthropic_fake.responder = lambda body: {"event_index": 0, "campaign": "Fill the Table",
+                                             "reasoning": "Likes tacos and the table is half empty.",
+                                             "confidence": 80}
+
+    def run(prompts, system, usage):
+        for prompt in prompts:
+            ai_prompt.call_claude_with_usage(prompt, MODEL, system=system, purpose="match", usage=usage)
+
+    run([f"Member profile: member {n} likes jazz, hiking and Mexican food. " * 6 for n in range(4)], system,
+        UsageTotals())
+    averages = costs.call_log_averages(tmp_path / "logs")
+    assert averages.calls == 4
+
+    prompts = [f"Member profile: member {n} is new and loves cooking classes. " * 7 for n in range(6)]
+    # Next week's catalog: same size, not in the cache yet.
+    system = [dict(system[0], text=catalog.replace("Friday", "Sunday"))]
+    estimate = estimate_stage("match", len(prompts), prompt_chars=sum(map(len, prompts)) / len(prompts),
+                              cached_chars=len(catalog), model=MODEL, output_tokens=averages.output_tokens["match"],
+                              chars_per_token=averages.chars_per_token)
+    actual = UsageTotals()
+    run(prompts, system, actual)
+
+    assert estimate.cache_write_tokens == pytest.approx(actual.cache_creation_input_tokens, rel=0.02)
+    assert estimate.cache_read_tokens == pytest.approx(actual.cache_read_input_tokens, rel=0.02)
+    assert estimate.input_tokens == pytest.approx(actual.input_tokens, rel=0.05)
+    assert estimate.output_tokens == pytest.approx(actual.output_tokens, rel=0.02)
+    assert estimate.usd == pytest.approx(actual.cost_usd(MODEL), rel=0.03)

@@ -95,6 +95,31 @@ def output_tokens_from_log(entries: Iterable[dict]) -> dict[str, float]:
     return {stage: totals[stage] / calls[stage] for stage in calls}
 
 
+@dataclass(frozen=True)
+class CallLogAverages:
+    """What the last call log says about token counts.
+
+    Attributes:
+        path: The call log read, or None when there is none.
+        calls: Successful calls in it.
+        chars_per_token: The measured ratio, else `DEFAULT_CHARS_PER_TOKEN`.
+        output_tokens: Average output tokens per call of each stage seen.
+    """
+
+    path: Optional[Path]
+    calls: int
+    chars_per_token: float
+    output_tokens: dict
+
+
+def call_log_averages(log_dir: Path) -> CallLogAverages:
+    """The ratio and output averages of the newest call log in `log_dir` (defaults when there is none)."""
+    path = latest_call_log(log_dir)
+    entries = load_call_log(path) if path is not None else []
+    return CallLogAverages(path, len(entries), chars_per_token_from_log(entries) or DEFAULT_CHARS_PER_TOKEN,
+                           output_tokens_from_log(entries))
+
+
 # --------------------------------------------------------------------------- Claude estimate
 
 
