@@ -1,0 +1,1 @@
+"""Step 5's modules: matching, messages, costs, the review page."""
