@@ -1,0 +1,1 @@
+"""Step 5 (match and message), split into small modules."""
