@@ -24,7 +24,6 @@ from urllib3.util.retry import Retry
 
 from utils.airtable_fields import (
     COLUMN_TYPES,
-    AirtableRow,
     EVENT_ID_COLUMN,
     MESSAGE_COLUMN,
     NUMBER_COLUMNS,
@@ -32,6 +31,7 @@ from utils.airtable_fields import (
     SEND_STATUS_COLUMN,
     STATUS_COLUMN,
     USER_ID_COLUMN,
+    AirtableRow,
     local_names,
     mapped_columns,
     message_record_to_fields,
