@@ -2,6 +2,8 @@
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,6 +11,7 @@ import pytest
 import requests
 
 from tests.fakes.airtable_server import FAKE_BASE_ID, FAKE_TABLE_ID, FakeAirtable
+from tests.helpers import subprocess_env
 from utils import airtable_crud
 from utils.airtable_crud import (
     AirtableConfigError,
@@ -24,6 +27,7 @@ from utils.airtable_crud import (
 )
 from utils.airtable_fields import COLUMN_TYPES, MESSAGES_FIELD_MAPPING, AirtableRow, message_record_to_fields
 from utils.errors import PipelineError
+from utils.paths import PROJ_ROOT
 
 
 def message_record(user_id: str = "u1", **overrides) -> dict:
@@ -333,6 +337,7 @@ def test_review_reasons_are_uploaded_one_per_line():
                                                                      "gate: 181 characters"]))
     assert fields["Review Reasons"] == "quality check: not approved\ngate: 181 characters"
     assert COLUMN_TYPES["Review Reasons"] == "multilineText"
+    assert message_record_to_fields(message_record(review_reasons=[]))["Review Reasons"] == ""  # clears the cell
 
 
 def test_update_refuses_send_status_before_any_request(airtable_fake):
@@ -575,6 +580,17 @@ def test_check_with_wrong_settings(airtable_fake, monkeypatch, capsys, setting, 
     assert airtable_crud.main(["--check"]) == 1
     out, err = capsys.readouterr()
     assert err.startswith(expected) and len(err.strip().splitlines()) == 1 and out == ""
+
+
+def test_check_as_a_command_prints_one_error_line_and_no_traceback(airtable_fake):
+    schema = full_schema()
+    del schema["Review Reasons"]
+    airtable_fake.set_schema(schema)
+    done = subprocess.run([sys.executable, "-m", "utils.airtable_crud", "--check"], cwd=PROJ_ROOT,
+                          capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith('Error: the Airtable table Messages') and '"Review Reasons"' in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
 def test_check_needs_the_flag():
