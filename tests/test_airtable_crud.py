@@ -612,6 +612,9 @@ def test_fake_enforces_its_contract(airtable_fake):
     assert requests.get(f"{airtable_fake.url}/v0/appNOSUCHBASE0001/{FAKE_TABLE_ID}", headers=headers,
                         timeout=5).status_code == 403  # Airtable's answer for a base the token cannot see
     assert requests.get(f"{airtable_fake.url}/v1/whatever", headers=headers, timeout=5).status_code == 404
+    meta = f"{airtable_fake.url}/v0/meta/bases/{FAKE_BASE_ID}/tables"
+    assert requests.get(meta, params={"include": "something"}, headers=headers, timeout=5).status_code == 422
+    assert requests.get(url, params={"filterByFormula": "1"}, headers=headers, timeout=5).status_code == 422
     assert requests.get(url, timeout=5).status_code == 401
     assert "authorization" not in airtable_fake.requests[-1].headers
 

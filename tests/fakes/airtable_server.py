@@ -9,7 +9,8 @@ Implemented, with Airtable's request and response shapes:
 - `GET|PATCH|PUT|DELETE /v0/{base}/{table}/{recordId}`
 - `PATCH|PUT /v0/{base}/{table}` batch update, or upsert with `performUpsert.fieldsToMergeOn`
 - `DELETE /v0/{base}/{table}?records[]=…` batch delete
-- `GET /v0/meta/bases/{base}/tables` the base schema (needs the schema.bases:read scope)
+- `GET /v0/meta/bases/{base}/tables` the base schema (needs the schema.bases:read scope; the only
+  query it accepts is pyairtable's `include=visibleFieldIds`)
 
 It enforces 10 records per request and, per base, `rate_limit` requests per `rate_window` seconds
 (429 beyond that). A wrong token gets 401; an unknown base 403; an unknown table 404; with a schema
@@ -42,6 +43,8 @@ SEND_STATUS_COLUMN = "Send Status"
 
 MAX_RECORDS_PER_REQUEST = 10
 MAX_PAGE_SIZE = 100
+# The query pyairtable's Base.schema() sends; anything else on the schema endpoint is a 422.
+SCHEMA_QUERY_KNOWN = frozenset({("include", ("visibleFieldIds",)), ("include[]", ("visibleFieldIds",))})
 ALL_SCOPES = frozenset({"data.records:read", "data.records:write", "schema.bases:read"})
 
 TEXT_TYPES = frozenset({"singleLineText", "multilineText", "richText", "email", "phoneNumber", "url", "singleSelect"})
@@ -244,6 +247,10 @@ class FakeAirtable(LoopbackServer):
             if len(parts) == 4 and parts[3] == "tables" and request.method == "GET":
                 if "schema.bases:read" not in self.scopes:
                     return self._forbidden()
+                unknown = {k: v for k, v in request.query.items() if (k, tuple(v)) not in SCHEMA_QUERY_KNOWN}
+                if unknown:
+                    return _error(422, "INVALID_REQUEST_UNKNOWN",
+                                  f"fake: schema parameters {unknown} are not supported")
                 return self._schema(base_id)
             return _error(404, "NOT_FOUND")
 
