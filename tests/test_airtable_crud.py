@@ -2,6 +2,8 @@
 
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,21 +11,23 @@ import pytest
 import requests
 
 from tests.fakes.airtable_server import FAKE_BASE_ID, FAKE_TABLE_ID, FakeAirtable
+from tests.helpers import subprocess_env
 from utils import airtable_crud
 from utils.airtable_crud import (
-    COLUMN_TYPES,
-    MESSAGES_FIELD_MAPPING,
     AirtableConfigError,
     AirtableError,
     create_message_record,
     delete_message_record,
+    fetch_member_rows,
     get_message_record,
     init_airtable_client,
-    message_record_to_fields,
+    preflight_check,
     update_message_record,
     upsert_message_records,
 )
+from utils.airtable_fields import COLUMN_TYPES, MESSAGES_FIELD_MAPPING, AirtableRow, message_record_to_fields
 from utils.errors import PipelineError
+from utils.paths import PROJ_ROOT
 
 
 def message_record(user_id: str = "u1", **overrides) -> dict:
@@ -41,8 +45,9 @@ def message_record(user_id: str = "u1", **overrides) -> dict:
     return record
 
 
-def full_schema() -> dict:
-    return dict(COLUMN_TYPES)
+def full_schema(send_status: bool = True) -> dict:
+    """Every mapped column with its type, and the team's Send Status (a single select in Airtable)."""
+    return {**COLUMN_TYPES, **({"Send Status": "singleSelect"} if send_status else {})}
 
 
 # --------------------------------------------------------------------------- configuration
@@ -318,43 +323,274 @@ def test_unreachable_airtable(monkeypatch):
         upsert_message_records([message_record()])
 
 
-# --------------------------------------------------------------------------- --check
+# --------------------------------------------------------------------------- the team's column
 
 
-def test_check_reports_missing_columns(airtable_fake, capsys):
+def test_the_mapping_never_writes_send_status():
+    assert "Send Status" not in MESSAGES_FIELD_MAPPING.values()
+    fields = message_record_to_fields(message_record(send_status="Sent", **{"Send Status": "Sent"}))
+    assert "Send Status" not in fields and fields["User ID"] == "u1"
+
+
+def test_review_reasons_are_uploaded_one_per_line():
+    fields = message_record_to_fields(message_record(review_reasons=["quality check: not approved",
+                                                                     "gate: 181 characters"]))
+    assert fields["Review Reasons"] == "quality check: not approved\ngate: 181 characters"
+    assert COLUMN_TYPES["Review Reasons"] == "multilineText"
+    assert message_record_to_fields(message_record(review_reasons=[]))["Review Reasons"] == ""  # clears the cell
+
+
+def test_update_refuses_send_status_before_any_request(airtable_fake):
+    with pytest.raises(AirtableError, match="refusing to write the team's column 'Send Status'") as caught:
+        update_message_record("rec00000000000001", {"Status": "approved", "Send Status": "Sent"})
+    assert caught.value.column == "Send Status"
+    assert airtable_fake.requests == []
+
+
+def test_upsert_and_create_refuse_send_status_even_if_the_mapping_is_changed(airtable_fake, monkeypatch):
+    monkeypatch.setitem(MESSAGES_FIELD_MAPPING, "send_status", "Send Status")
+    with pytest.raises(AirtableError, match="never writes it"):
+        upsert_message_records([message_record("u1"), message_record("u2", send_status="Sent")])
+    with pytest.raises(AirtableError, match="Send Status"):
+        create_message_record(message_record("u3", send_status="Sent"))
+    assert airtable_fake.requests == []
+
+
+def test_re_upload_keeps_the_teams_send_status(airtable_fake):
+    airtable_fake.set_schema(full_schema())
+    upsert_message_records([message_record("u1", message="first")])
+    airtable_fake.team_set_send_status("u1", "Scheduled")
+    upsert_message_records([message_record("u1", message="second")])
+    row = airtable_fake.row_for("u1")["fields"]
+    assert row["Send Status"] == "Scheduled" and row["Message"] == "second"
+    assert all("Send Status" not in json.dumps(r.json) for r in airtable_fake.requests_to("PATCH"))
+
+
+# --------------------------------------------------------------------------- reading rows before an upload
+
+
+def test_fetch_member_rows_pages_through_the_table_reading_only_the_needed_columns(airtable_fake, caplog):
+    airtable_fake.set_schema(full_schema())
+    for index in range(230):
+        airtable_fake.add_row({"User ID": f"u{index}", "Message": f"text {index}", "User Summary": "long " * 50,
+                               "Event ID": f"e{index % 3}"})
+    airtable_fake.team_set_send_status("u7", "Sent")
+    airtable_fake.add_row({"Message": "a row typed by hand, no user id"})
+
+    with caplog.at_level(logging.WARNING, logger="utils.airtable_crud"):
+        rows = fetch_member_rows(["u7", "u8", "u229", "u999"])
+
+    assert sorted(rows) == ["u229", "u7", "u8"]
+    assert rows["u7"] == AirtableRow(record_id=rows["u7"].record_id, user_id="u7", message="text 7",
+                                     send_status="Sent", status=None, event_id="e1")
+    assert rows["u8"].send_status is None and rows["u229"].message == "text 229"
+    lists = airtable_fake.requests_to("GET", FAKE_TABLE_ID)
+    assert len(lists) == 3  # 231 rows, 100 per page
+    for request in lists:
+        assert sorted(request.query["fields[]"]) == ["Event ID", "Message", "Send Status", "Status", "User ID"]
+        assert request.query["pageSize"] == ["100"]
+    assert "1 row in table" in caplog.text and "no User ID" in caplog.text
+
+
+def test_fetch_member_rows_reports_a_member_with_several_rows(airtable_fake, caplog):
+    first = airtable_fake.add_row({"User ID": "u1", "Message": "one"})
+    second = airtable_fake.add_row({"User ID": "u1", "Message": "two"})
+    with caplog.at_level(logging.WARNING, logger="utils.airtable_crud"):
+        rows = fetch_member_rows()
+    assert rows["u1"].record_id == first and rows["u1"].duplicate_record_ids == (second,)
+    assert f"member u1 has 2 rows ({first}, {second})" in caplog.text
+
+
+def test_fetch_member_rows_without_a_send_status_column(airtable_fake):
+    airtable_fake.set_schema(full_schema(send_status=False))
+    airtable_fake.add_row({"User ID": "u1", "Message": "hi"})
+    with pytest.raises(AirtableError, match='no column "Send Status"'):
+        fetch_member_rows(["u1"])
+    rows = fetch_member_rows(["u1"], include_send_status=False)
+    assert rows["u1"].message == "hi" and rows["u1"].send_status is None
+
+
+def test_fetch_member_rows_turns_any_cell_shape_into_text(airtable_fake):
+    airtable_fake.add_row({"User ID": " u1 ", "Send Status": {"id": "sel1", "name": "Do not send"}})
+    airtable_fake.add_row({"User ID": "u2", "Send Status": ["Approved", "Scheduled"]})
+    airtable_fake.add_row({"User ID": "u3", "Send Status": True})
+    airtable_fake.add_row({"User ID": "u4", "Send Status": "   "})
+    rows = fetch_member_rows()
+    assert {user_id: row.send_status for user_id, row in rows.items()} == {
+        "u1": "Do not send", "u2": "Approved, Scheduled", "u3": "checked", "u4": None}
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def test_preflight_on_a_complete_table_is_one_schema_request(airtable_fake):
+    airtable_fake.set_schema(full_schema())
+    report = preflight_check()
+    assert report.columns_verified and report.send_status_exists and report.warnings == []
+    assert report.table_name == "Messages" and "Review Reasons" in report.columns
+    assert [r.path for r in airtable_fake.requests] == [f"/v0/meta/bases/{FAKE_BASE_ID}/tables"]
+
+
+def test_preflight_names_every_missing_column_at_once(airtable_fake):
     schema = full_schema()
-    del schema["Fingerprint"], schema["Generator"]
+    del schema["Review Reasons"], schema["User Phone"], schema["Fingerprint"]
+    airtable_fake.set_schema(schema)
+    with pytest.raises(AirtableError) as caught:
+        preflight_check()
+    message = str(caught.value)
+    assert 'lacks 3 columns the upload writes: "User Phone" (phoneNumber), "Review Reasons" (multilineText), ' \
+           '"Fingerprint" (singleLineText)' in message
+    assert "utils/airtable_fields.py" in message
+    assert len(airtable_fake.requests) == 1
+
+
+def test_preflight_checks_only_the_columns_asked_for(airtable_fake):
+    schema = full_schema()
+    del schema["Fingerprint"]
+    airtable_fake.set_schema(schema)
+    assert preflight_check(["User ID", "Message"]).columns_verified
+    with pytest.raises(AirtableError, match='"Fingerprint"'):
+        preflight_check(["User ID", "Fingerprint"])
+
+
+def test_preflight_with_a_wrong_token(airtable_fake, monkeypatch):
+    airtable_fake.set_schema(full_schema())
+    monkeypatch.setenv("AIRTABLE_API_KEY", "wrong-airtable-token-for-tests")
+    with pytest.raises(AirtableError, match=r"rejected the token in AIRTABLE_API_KEY \(401") as caught:
+        preflight_check()
+    assert "schema.bases:read" in str(caught.value) and "wrong-airtable-token" not in str(caught.value)
+    assert len(airtable_fake.requests) == 1
+
+
+def test_preflight_with_a_wrong_base(airtable_fake, monkeypatch):
+    airtable_fake.set_schema(full_schema())
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appNOSUCHBASE0001")
+    with pytest.raises(AirtableError, match=r"refused access \(403.*access to base appNOSUCHBASE0001") as caught:
+        preflight_check()
+    assert caught.value.status_code == 403
+    # The schema's 403 could be a missing scope, so one row read tells: it fails too, for a wrong base.
+    assert [r.method for r in airtable_fake.requests] == ["GET", "GET"]
+
+
+def test_preflight_with_a_wrong_table(airtable_fake, monkeypatch):
+    airtable_fake.set_schema(full_schema())
+    monkeypatch.setenv("AIRTABLE_MESSAGES_TABLE_ID", "tblNOSUCHTABLE001")
+    with pytest.raises(AirtableError, match=rf"table tblNOSUCHTABLE001 is not in base {FAKE_BASE_ID}; its tables "
+                                            rf"are: Messages \({FAKE_TABLE_ID}\)"):
+        preflight_check()
+
+
+def test_preflight_accepts_the_table_name(airtable_fake, monkeypatch):
+    airtable_fake.set_schema(full_schema())
+    monkeypatch.setenv("AIRTABLE_MESSAGES_TABLE_ID", "Messages")
+    assert preflight_check().table_id == FAKE_TABLE_ID
+
+
+def test_preflight_without_the_schema_scope_falls_back_to_a_one_row_read(airtable_fake):
+    airtable_fake.set_schema(full_schema())
+    airtable_fake.deny_schema_scope()
+    report = preflight_check()
+    assert not report.columns_verified and report.send_status_exists and report.columns == []
+    assert len(report.warnings) == 1 and "lacks the schema.bases:read scope" in report.warnings[0]
+    meta, read = airtable_fake.requests
+    assert meta.path.endswith("/tables") and read.path == f"/v0/{FAKE_BASE_ID}/{FAKE_TABLE_ID}"
+    assert read.query["maxRecords"] == ["1"] and read.query["fields[]"] == ["Send Status"]
+
+
+def test_preflight_without_the_schema_scope_still_sees_a_missing_send_status(airtable_fake):
+    airtable_fake.set_schema(full_schema(send_status=False))
+    airtable_fake.deny_schema_scope()
+    report = preflight_check()
+    assert not report.send_status_exists
+    assert any('no "Send Status" column' in warning for warning in report.warnings)
+
+
+def test_preflight_without_the_schema_scope_and_a_wrong_table(airtable_fake, monkeypatch):
+    airtable_fake.set_schema(full_schema())
+    airtable_fake.deny_schema_scope()
+    monkeypatch.setenv("AIRTABLE_MESSAGES_TABLE_ID", "tblNOSUCHTABLE001")
+    with pytest.raises(AirtableError, match="404 TABLE_NOT_FOUND.*AIRTABLE_MESSAGES_TABLE_ID=tblNOSUCHTABLE001"):
+        preflight_check()
+
+
+def test_preflight_warns_about_a_missing_send_status_and_a_number_column_of_another_type(airtable_fake):
+    schema = full_schema(send_status=False)
     schema["Confidence"] = "singleLineText"
     airtable_fake.set_schema(schema)
+    report = preflight_check()
+    assert report.columns_verified and not report.send_status_exists
+    assert report.warnings[0].startswith("column 'Confidence' is of type singleLineText, expected number")
+    assert "edited is still held" in report.warnings[1]
 
-    assert airtable_crud.main(["--check"]) == 1
 
-    out, err = capsys.readouterr()
-    assert "17 of 19 mapped columns present" in out
-    assert "- Generator  (from generator" in out and "- Fingerprint  (from fingerprint" in out
-    assert "column 'Confidence' is of type singleLineText, expected number" in out
-    assert "Error: 2 mapped columns are missing" in err
-    assert airtable_fake.requests[-1].path == f"/v0/meta/bases/{FAKE_BASE_ID}/tables"
+def test_preflight_needs_the_settings_before_any_request(airtable_fake, monkeypatch):
+    monkeypatch.delenv("AIRTABLE_BASE_ID")
+    with pytest.raises(AirtableConfigError, match="AIRTABLE_BASE_ID"):
+        preflight_check()
+    assert airtable_fake.requests == []
+
+
+# --------------------------------------------------------------------------- --check
 
 
 def test_check_passes_on_a_complete_table(airtable_fake, capsys):
     airtable_fake.set_schema(full_schema())
     assert airtable_crud.main(["--check"]) == 0
-    assert "OK: every column" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"Airtable table Messages ({FAKE_TABLE_ID}): all 20 mapped columns present" in out
+    assert "Send Status column: present" in out and out.rstrip().endswith("OK")
+
+
+def test_check_reports_every_missing_column_on_one_error_line(airtable_fake, capsys):
+    schema = full_schema()
+    del schema["Fingerprint"], schema["Generator"]
+    airtable_fake.set_schema(schema)
+
+    assert airtable_crud.main(["--check"]) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("Error: the Airtable table Messages") and '"Generator"' in err and '"Fingerprint"' in err
+
+
+def test_check_says_when_send_status_is_absent(airtable_fake, capsys):
+    airtable_fake.set_schema(full_schema(send_status=False))
+    assert airtable_crud.main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert "Send Status column: absent (edited Message text still holds a row)" in out
 
 
 def test_check_without_the_schema_scope(airtable_fake, capsys):
-    airtable_fake.scopes.discard("schema.bases:read")
-    assert airtable_crud.main(["--check"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("Error: Airtable refused access (403") and "schema.bases:read" in err
-
-
-def test_check_with_an_unknown_table(airtable_fake, monkeypatch, capsys):
     airtable_fake.set_schema(full_schema())
-    monkeypatch.setenv("AIRTABLE_MESSAGES_TABLE_ID", "tblNOSUCHTABLE001")
+    airtable_fake.deny_schema_scope()
+    assert airtable_crud.main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert "token, base and table work; columns not verified" in out and "warning: the token" in out
+
+
+@pytest.mark.parametrize("setting, value, expected", [
+    ("AIRTABLE_API_KEY", "wrong-airtable-token-for-tests", "Error: Airtable rejected the token"),
+    ("AIRTABLE_BASE_ID", "appNOSUCHBASE0001", "Error: Airtable refused access (403"),
+    ("AIRTABLE_MESSAGES_TABLE_ID", "tblNOSUCHTABLE001", "Error: table tblNOSUCHTABLE001 is not in base"),
+])
+def test_check_with_wrong_settings(airtable_fake, monkeypatch, capsys, setting, value, expected):
+    airtable_fake.set_schema(full_schema())
+    monkeypatch.setenv(setting, value)
     assert airtable_crud.main(["--check"]) == 1
-    assert f"its tables are: Messages ({FAKE_TABLE_ID})" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert err.startswith(expected) and len(err.strip().splitlines()) == 1 and out == ""
+
+
+def test_check_as_a_command_prints_one_error_line_and_no_traceback(airtable_fake):
+    schema = full_schema()
+    del schema["Review Reasons"]
+    airtable_fake.set_schema(schema)
+    done = subprocess.run([sys.executable, "-m", "utils.airtable_crud", "--check"], cwd=PROJ_ROOT,
+                          capture_output=True, text=True, timeout=60, env=subprocess_env())
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith('Error: the Airtable table Messages') and '"Review Reasons"' in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
 def test_check_needs_the_flag():
@@ -376,6 +612,9 @@ def test_fake_enforces_its_contract(airtable_fake):
     assert requests.get(f"{airtable_fake.url}/v0/appNOSUCHBASE0001/{FAKE_TABLE_ID}", headers=headers,
                         timeout=5).status_code == 403  # Airtable's answer for a base the token cannot see
     assert requests.get(f"{airtable_fake.url}/v1/whatever", headers=headers, timeout=5).status_code == 404
+    meta = f"{airtable_fake.url}/v0/meta/bases/{FAKE_BASE_ID}/tables"
+    assert requests.get(meta, params={"include": "something"}, headers=headers, timeout=5).status_code == 422
+    assert requests.get(url, params={"filterByFormula": "1"}, headers=headers, timeout=5).status_code == 422
     assert requests.get(url, timeout=5).status_code == 401
     assert "authorization" not in airtable_fake.requests[-1].headers
 

@@ -1,18 +1,19 @@
 """Airtable CRUD for the Messages table: credentials from the environment, upserts keyed on the user,
 a request rate Airtable accepts, and errors a person can act on.
 
-`python -m utils.airtable_crud --check` compares the table's columns with `MESSAGES_FIELD_MAPPING`.
+`python -m utils.airtable_crud --check` runs step 5's pre-flight (`preflight_check`): token, base, table,
+every mapped column, and whether the team's "Send Status" column exists. The column mapping itself is
+in `utils/airtable_fields.py`.
 """
 
 import argparse
-import json
 import logging
 import os
 import re
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 import requests
 from pyairtable import Api
@@ -21,6 +22,22 @@ from pyairtable.api.table import Table
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from utils.airtable_fields import (
+    COLUMN_TYPES,
+    EVENT_ID_COLUMN,
+    MESSAGE_COLUMN,
+    NUMBER_COLUMNS,
+    NUMBER_TYPES,
+    SEND_STATUS_COLUMN,
+    STATUS_COLUMN,
+    USER_ID_COLUMN,
+    AirtableRow,
+    local_names,
+    mapped_columns,
+    message_record_to_fields,
+    team_columns_in,
+)
+from utils.cli import step_main
 from utils.errors import PipelineError
 from utils.throttle import MinInterval
 from utils.paths import ENV_FILE
@@ -46,70 +63,8 @@ RECORDS_PER_REQUEST = 10
 # select option nobody asked for.
 TYPECAST = False
 
-# Our record field -> Airtable column. Several of our names may feed one column (see REASONING_*).
-MESSAGES_FIELD_MAPPING: dict[str, str] = {
-    "user_id": "User ID",
-    "user_name": "User Name",
-    "user_email": "User Email",
-    "user_phone": "User Phone",
-    "event_id": "Event ID",
-    "event_name": "Event Name",
-    "user_summary": "User Summary",
-    "event_summary": "Event Summary",
-    "message": "Message",
-    "reasoning": "Reasoning",
-    "match_reasoning": "Reasoning",
-    "message_reasoning": "Reasoning",
-    "confidence_percentage": "Confidence",
-    "campaign": "Campaign",
-    "quality_check_response": "Quality Check",
-    "status": "Status",
-    "sms_encoding": "SMS Encoding",
-    "sms_segments": "SMS Segments",
-    "compliance_issues": "Compliance Issues",
-    "generator": "Generator",
-    "fingerprint": "Fingerprint",
-}
-
-# The upsert key: one row per user, updated on every re-upload.
-USER_ID_COLUMN = MESSAGES_FIELD_MAPPING["user_id"]
-
-# The spec maps both reasonings to one column; when a record has both, each is kept, labelled.
-REASONING_COLUMN = "Reasoning"
-REASONING_SOURCES: tuple[tuple[str, str], ...] = (
-    ("reasoning", "Reasoning"),
-    ("match_reasoning", "Match"),
-    ("message_reasoning", "Message"),
-)
-
-# The column type each mapped column should have in Airtable (docs/api-wrappers.md; --check).
-COLUMN_TYPES: dict[str, str] = {
-    "User ID": "singleLineText",
-    "User Name": "singleLineText",
-    "User Email": "email",
-    "User Phone": "phoneNumber",
-    "Event ID": "singleLineText",
-    "Event Name": "singleLineText",
-    "User Summary": "multilineText",
-    "Event Summary": "multilineText",
-    "Message": "multilineText",
-    "Reasoning": "multilineText",
-    "Confidence": "number",
-    "Campaign": "singleLineText",
-    "Quality Check": "multilineText",
-    "Status": "singleLineText",
-    "SMS Encoding": "singleLineText",
-    "SMS Segments": "number",
-    "Compliance Issues": "multilineText",
-    "Generator": "singleLineText",
-    "Fingerprint": "singleLineText",
-}
-NUMBER_COLUMNS = frozenset(column for column, kind in COLUMN_TYPES.items() if kind == "number")
-_NUMBER_TYPES = frozenset({"number", "percent", "currency", "rating"})
-
 _BASE_ID = re.compile(r"^app[A-Za-z0-9]{14}$")
 _QUOTED = re.compile(r'"([^"]+)"')
-_DEBUG_ENV = "PIPELINE_DEBUG"  # as in utils/cli.py: re-raise instead of printing `Error: …`
 
 _module_logger = logging.getLogger(__name__)
 
@@ -314,64 +269,6 @@ def reset_airtable_client() -> None:
         _throttles.clear()
 
 
-# --------------------------------------------------------------------------- field mapping
-
-
-def _text_cell(value: Any) -> Any:
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, indent=2)
-    if isinstance(value, (list, tuple)):
-        return "\n".join(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _number_cell(value: Any) -> Any:
-    if isinstance(value, str):
-        text = value.strip().rstrip("%").strip()
-        try:
-            number = float(text)
-        except ValueError:
-            return value  # Airtable's 422 then names the column
-        return int(number) if number.is_integer() else number
-    return value
-
-
-def message_record_to_fields(message_record: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn one of our message records into Airtable fields, by `MESSAGES_FIELD_MAPPING`.
-
-    None values and fields the mapping does not know are left out. A dict (e.g. the quality
-    check response) becomes JSON text, a list (e.g. compliance issues) one line per item, and
-    numeric text in a number column a number. `reasoning`, `match_reasoning` and
-    `message_reasoning` all go to "Reasoning"; when there are several, each is kept, labelled.
-
-    Args:
-        message_record: A record as step 5 writes it to processed_messages.json.
-
-    Returns:
-        `{Airtable column: value}`.
-    """
-    fields: dict[str, Any] = {}
-    for name, value in message_record.items():
-        column = MESSAGES_FIELD_MAPPING.get(name)
-        if column is None or value is None or column == REASONING_COLUMN:
-            continue
-        fields[column] = _number_cell(value) if column in NUMBER_COLUMNS else _text_cell(value)
-    reasons = [(label, str(_text_cell(message_record[name])).strip())
-               for name, label in REASONING_SOURCES if message_record.get(name) is not None]
-    reasons = [(label, text) for label, text in reasons if text]
-    if len(reasons) == 1:
-        fields[REASONING_COLUMN] = reasons[0][1]
-    elif reasons:
-        fields[REASONING_COLUMN] = "\n\n".join(f"{label}: {text}" for label, text in reasons)
-    return fields
-
-
-def _local_names(column: str) -> list[str]:
-    return [name for name, mapped in MESSAGES_FIELD_MAPPING.items() if mapped == column]
-
-
 # --------------------------------------------------------------------------- errors from responses
 
 
@@ -414,13 +311,13 @@ def _to_airtable_error(exc: BaseException, config: AirtableConfig, action: str,
         elif status == 422 and kind in ("UNKNOWN_FIELD_NAME", "INVALID_VALUE_FOR_COLUMN"):
             quoted = _QUOTED.search(detail)
             column = quoted.group(1) if quoted else None
-            ours = _local_names(column) if column else []
+            ours = local_names(column) if column else []
             named = f'column "{column}"' if column else "a column"
             if ours:
                 named += f" (our field{'s' if len(ours) > 1 else ''} {', '.join(ours)})"
             if kind == "UNKNOWN_FIELD_NAME":
                 message = (f"the Airtable table {config.table_id} has no {named} ({explained}) while {action}: "
-                           f"add the column in Airtable, or fix MESSAGES_FIELD_MAPPING in utils/airtable_crud.py "
+                           f"add the column in Airtable, or fix MESSAGES_FIELD_MAPPING in utils/airtable_fields.py "
                            f"(see docs/api-wrappers.md); `python -m utils.airtable_crud --check` lists every "
                            f"missing column")
             else:
@@ -458,6 +355,16 @@ _REQUEST_ERRORS = (requests.RequestException, ValueError)
 # --------------------------------------------------------------------------- the spec's functions
 
 
+def _refuse_team_columns(fields: Mapping[str, Any], action: str) -> None:
+    """Raise before any request if a field set would write the team's columns (e.g. Send Status)."""
+    offending = team_columns_in(fields)
+    if offending:
+        raise AirtableError(f"refusing to write the team's column{'s' if len(offending) > 1 else ''} "
+                            f"{', '.join(repr(c) for c in offending)} while {action}: the pipeline reads "
+                            f"{SEND_STATUS_COLUMN!r} and never writes it (docs/api-wrappers.md)",
+                            error_type="TEAM_COLUMN", column=offending[0])
+
+
 def create_message_record(message_record: Mapping[str, Any],
                           logger: Optional[logging.Logger] = None) -> tuple[bool, Optional[str]]:
     """Create one row in the Messages table.
@@ -471,12 +378,14 @@ def create_message_record(message_record: Mapping[str, Any],
 
     Raises:
         AirtableConfigError: The Airtable settings are missing (a run should not go on without them).
+        AirtableError: The fields would write the team's "Send Status" (before any request).
     """
     log = logger or _module_logger
     fields = message_record_to_fields(message_record)
     if not fields:
         log.error("Airtable: message record has no mapped field to upload; see MESSAGES_FIELD_MAPPING")
         return False, None
+    _refuse_team_columns(fields, "creating a message record")
     (_, _, table), config = _client_and_config()
     try:
         record = table.create(fields, typecast=TYPECAST)
@@ -528,11 +437,13 @@ def update_message_record(record_id: str, fields: Mapping[str, Any],
 
     Raises:
         AirtableConfigError: The Airtable settings are missing.
+        AirtableError: `fields` carries the team's "Send Status" (before any request).
     """
     log = logger or _module_logger
     if not fields:
         log.error("Airtable: no fields given to update record %s", record_id)
         return False
+    _refuse_team_columns(fields, f"updating record {record_id}")
     (_, _, table), config = _client_and_config()
     try:
         table.update(record_id, dict(fields), typecast=TYPECAST)
@@ -581,8 +492,9 @@ def upsert_message_records(records: Sequence[Mapping[str, Any]],
 
     Raises:
         AirtableConfigError: The settings are missing (before any network call).
-        AirtableError: A record has no user_id (before any network call), or Airtable refused a
-            request after the retries. Batches sent before the failure are saved; re-running is safe.
+        AirtableError: A record has no user_id or would write "Send Status" (before any network
+            call), or Airtable refused a request after the retries. Batches sent before the failure
+            are saved; re-running is safe.
     """
     log = logger or _module_logger
     if not records:
@@ -595,6 +507,7 @@ def upsert_message_records(records: Sequence[Mapping[str, Any]],
         if not key:
             raise AirtableError(f"message record {index} has no user_id: the upload matches rows on the "
                                 f"{USER_ID_COLUMN!r} column, so every record needs one")
+        _refuse_team_columns(fields, f"upserting message record {index}")
         if key in latest:
             log.warning("Airtable: user %s appears more than once in this upload; the last record wins", key)
         keys.append(key)
@@ -613,112 +526,241 @@ def upsert_message_records(records: Sequence[Mapping[str, Any]],
     return [ids[key] for key in keys]
 
 
-# --------------------------------------------------------------------------- --check
+# --------------------------------------------------------------------------- reading the team's rows
+
+# What step 5 reads before an upload: enough to see whose row is in the team's hands, and no more.
+MEMBER_ROW_COLUMNS: tuple[str, ...] = (USER_ID_COLUMN, EVENT_ID_COLUMN, MESSAGE_COLUMN, STATUS_COLUMN)
+PAGE_SIZE = 100  # Airtable's largest page
 
 
-@dataclass
-class ColumnReport:
-    """What `check_table_columns` found.
-
-    Attributes:
-        table_name: The table's name in Airtable.
-        table_id: The table's id.
-        missing: Mapped columns the table lacks, in mapping order.
-        wrong_type: `(column, its type, expected type)` for number columns that are not numbers.
-        columns: Every column the table has.
-    """
-
-    table_name: str
-    table_id: str
-    missing: list[str]
-    wrong_type: list[tuple[str, str, str]]
-    columns: list[str]
+def _cell_text(value: Any) -> Optional[str]:
+    """A cell as text, or None when empty: a select's name, a multi-select's names, a checked box."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "checked"
+    if isinstance(value, dict):  # a collaborator or an object-shaped select
+        value = value.get("name") or value.get("email") or value.get("id") or ""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(text for text in (_cell_text(item) for item in value) if text)
+    text = str(value).strip()
+    return text or None
 
 
-def mapped_columns() -> list[str]:
-    """The Airtable columns `MESSAGES_FIELD_MAPPING` writes, each once, in mapping order."""
-    return list(dict.fromkeys(MESSAGES_FIELD_MAPPING.values()))
+def _member_row(record: Mapping[str, Any], user_id: str, duplicates: Sequence[str]) -> AirtableRow:
+    fields = record.get("fields") or {}
+    message = fields.get(MESSAGE_COLUMN)
+    return AirtableRow(
+        record_id=str(record["id"]),
+        user_id=user_id,
+        message=message if isinstance(message, str) else _cell_text(message),
+        send_status=_cell_text(fields.get(SEND_STATUS_COLUMN)),
+        status=_cell_text(fields.get(STATUS_COLUMN)),
+        event_id=_cell_text(fields.get(EVENT_ID_COLUMN)),
+        duplicate_record_ids=tuple(duplicates),
+    )
 
 
-def check_table_columns() -> ColumnReport:
-    """Read the Messages table's schema (metadata API) and compare it with the mapping.
+def fetch_member_rows(user_ids: Optional[Iterable[str]] = None, *, include_send_status: bool = True,
+                      logger: Optional[logging.Logger] = None) -> dict[str, AirtableRow]:
+    """Read the Messages table's current rows, one per member, before an upload.
 
-    The token needs the schema.bases:read scope for this.
+    The whole table is read, 100 rows per request, with only `MEMBER_ROW_COLUMNS` and "Send Status".
+    Members are matched in Python rather than with an OR(...) filterByFormula: the table holds one row
+    per member ever uploaded, so even 10,000 rows are 100 small requests (about 20 s at 5 per second),
+    member ids need no formula escaping, and no URL grows past Airtable's length limit.
+
+    Args:
+        user_ids: The members about to be touched; None keeps every row.
+        include_send_status: False when the table has no "Send Status" column (asking Airtable for a
+            column it lacks is a 422); `PreflightReport.send_status_exists` says which.
+        logger: Where to log rows without a user id and members with several rows.
 
     Returns:
-        The report.
+        `{user_id: AirtableRow}`. A member with several rows gets the first one listed, with the other
+        rows' ids in `duplicate_record_ids` (the upsert cannot tell which to update).
 
     Raises:
         AirtableConfigError: The settings are missing.
-        AirtableError: The schema could not be read, or the table is not in the base.
+        AirtableError: Airtable refused a request (after the retries).
     """
+    log = logger or _module_logger
+    wanted = None if user_ids is None else {str(user_id) for user_id in user_ids}
+    columns = list(MEMBER_ROW_COLUMNS) + ([SEND_STATUS_COLUMN] if include_send_status else [])
+    (_, _, table), config = _client_and_config()
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    without_id = 0
+    try:
+        for page in table.iterate(fields=columns, page_size=PAGE_SIZE):
+            for record in page:
+                user_id = _cell_text((record.get("fields") or {}).get(USER_ID_COLUMN))
+                if user_id is None:
+                    without_id += 1
+                elif wanted is None or user_id in wanted:
+                    found.setdefault(user_id, []).append(record)
+    except _REQUEST_ERRORS as exc:
+        raise _to_airtable_error(exc, config, f"reading the rows of table {config.table_id}") from exc
+    if without_id:
+        log.warning("Airtable: %d row%s in table %s ha%s no %s; the pipeline leaves them alone", without_id,
+                    "s" if without_id > 1 else "", config.table_id, "ve" if without_id > 1 else "s", USER_ID_COLUMN)
+    rows = {}
+    for user_id, records in found.items():
+        rows[user_id] = _member_row(records[0], user_id, [str(r["id"]) for r in records[1:]])
+        if len(records) > 1:
+            log.warning("Airtable: member %s has %d rows (%s); delete all but one in Airtable", user_id,
+                        len(records), ", ".join(str(r["id"]) for r in records))
+    return rows
+
+
+# --------------------------------------------------------------------------- pre-flight and --check
+
+SCHEMA_SCOPE = "schema.bases:read"
+ALL_SCOPES_HINT = f"data.records:read, data.records:write and {SCHEMA_SCOPE}"
+
+
+@dataclass
+class PreflightReport:
+    """What `preflight_check` found; reaching it means the token, base and table work.
+
+    Attributes:
+        table_id: The table's id (or the name given in AIRTABLE_MESSAGES_TABLE_ID).
+        table_name: The table's name, or None when the schema could not be read.
+        columns_verified: False when the token lacks the schema scope and the columns were not checked.
+        send_status_exists: Whether the table has the team's "Send Status" column.
+        columns: Every column the table has (empty when not verified).
+        warnings: Things a person should know that do not stop a run, one sentence each.
+    """
+
+    table_id: str
+    table_name: Optional[str]
+    columns_verified: bool
+    send_status_exists: bool
+    columns: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _no_send_status_warning(table_id: str) -> str:
+    return (f'table {table_id} has no "{SEND_STATUS_COLUMN}" column, so the team cannot hold a row by status; '
+            f"a row whose Message text was edited is still held. Add a {SEND_STATUS_COLUMN} column "
+            f"(e.g. a single select) to use it")
+
+
+def _missing_columns_error(table_label: str, missing: Sequence[str]) -> AirtableError:
+    names = ", ".join(f'"{column}" ({COLUMN_TYPES.get(column, "any type")})' for column in missing)
+    plural = len(missing) > 1
+    return AirtableError(
+        f"the Airtable table {table_label} lacks {len(missing)} column{'s' if plural else ''} the upload writes: "
+        f"{names}: add {'them' if plural else 'it'} in Airtable with these names and types "
+        f"(docs/api-wrappers.md), or change MESSAGES_FIELD_MAPPING in utils/airtable_fields.py",
+        error_type="MISSING_COLUMNS", column=missing[0])
+
+
+def _preflight_without_schema(table: Table, config: AirtableConfig) -> PreflightReport:
+    """The fallback when the token cannot read the schema: one one-row read of the table."""
+    action = f"reading one row of table {config.table_id}"
+    send_status_exists = True
+    try:
+        # Asking for "Send Status" only: Airtable answers 422 UNKNOWN_FIELD_NAME when the column is absent.
+        table.first(fields=[SEND_STATUS_COLUMN])
+    except _REQUEST_ERRORS as exc:
+        error = _to_airtable_error(exc, config, action)
+        if error.error_type != "UNKNOWN_FIELD_NAME" or error.column != SEND_STATUS_COLUMN:
+            raise error from exc
+        send_status_exists = False
+    warnings = [f"the token in {API_KEY_ENV} lacks the {SCHEMA_SCOPE} scope, so the table's columns could not "
+                f"be checked before the run: a missing column shows only when the upload fails. Add the scope "
+                f"to the token to check them up front"]
+    if not send_status_exists:
+        warnings.append(_no_send_status_warning(config.table_id))
+    return PreflightReport(config.table_id, None, False, send_status_exists, [], warnings)
+
+
+def preflight_check(columns: Optional[Sequence[str]] = None) -> PreflightReport:
+    """Check the token, base, table and columns before a run pays for anything.
+
+    One schema request (`GET /v0/meta/bases/{base}/tables`). If Airtable refuses it with 403 (a
+    token without the schema.bases:read scope, or a base it cannot see), one one-row read of the
+    table tells the two apart: it works for a token without the scope (the columns then go
+    unchecked, a warning says so), and fails with a clear error for a wrong base.
+
+    Args:
+        columns: The columns the run will write; default every mapped column.
+
+    Returns:
+        The report, with warnings (no "Send Status" column, columns not verified, a number column
+        of another type).
+
+    Raises:
+        AirtableConfigError: The settings are missing (before any request).
+        AirtableError: A wrong token, base or table, or missing columns (every one named at once).
+    """
+    wanted = list(mapped_columns() if columns is None else columns)
     (_, base, table), config = _client_and_config()
-    action = f"reading the schema of base {config.base_id}"
     try:
         schema = base.schema(force=True)
     except _REQUEST_ERRORS as exc:
-        raise _to_airtable_error(exc, config, action, scope_hint="schema.bases:read") from exc
+        error = _to_airtable_error(exc, config, f"reading the schema of base {config.base_id}",
+                                   scope_hint=ALL_SCOPES_HINT)
+        if error.status_code != 403:
+            raise error from exc
+        return _preflight_without_schema(table, config)
     try:
         table_schema = schema.table(config.table_id)
     except KeyError:
         names = ", ".join(f"{t.name} ({t.id})" for t in schema.tables) or "none"
         raise AirtableError(f"table {config.table_id} is not in base {config.base_id}; its tables are: {names}. "
-                            f"Check {TABLE_ID_ENV}") from None
+                            f"Check {TABLE_ID_ENV}", status_code=404, error_type="TABLE_NOT_FOUND") from None
     # pyairtable gives the type as a str enum; its value is Airtable's name, e.g. "number".
     types = {f.name: str(getattr(f.type, "value", f.type)) for f in table_schema.fields}
-    missing = [column for column in mapped_columns() if column not in types]
-    wrong = [(column, types[column], COLUMN_TYPES[column]) for column in NUMBER_COLUMNS
-             if column in types and types[column] not in _NUMBER_TYPES]
-    return ColumnReport(table_schema.name, table_schema.id, missing, sorted(wrong), list(types))
+    missing = [column for column in dict.fromkeys(wanted) if column not in types]
+    if missing:
+        raise _missing_columns_error(f"{table_schema.name} ({table_schema.id})", missing)
+    warnings = [f"column {column!r} is of type {types[column]}, expected {COLUMN_TYPES[column]}: numbers sent to "
+                f"it will be refused" for column in sorted(NUMBER_COLUMNS)
+                if column in wanted and types.get(column) not in NUMBER_TYPES]
+    send_status_exists = SEND_STATUS_COLUMN in types
+    if not send_status_exists:
+        warnings.append(_no_send_status_warning(table_schema.id))
+    return PreflightReport(table_schema.id, table_schema.name, True, send_status_exists, list(types), warnings)
 
 
+@step_main
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m utils.airtable_crud --check`: report mapped columns the Messages table lacks.
+    """`python -m utils.airtable_crud --check`: the pre-flight step 5 runs, printed for a person.
 
     Args:
         argv: Command-line arguments; default sys.argv[1:].
 
     Returns:
-        0 if every mapped column exists, 1 if some are missing or the check failed.
+        0 if the token, base, table and every mapped column are fine; 1 (one `Error:` line) otherwise.
     """
     parser = argparse.ArgumentParser(
         prog="python -m utils.airtable_crud",
-        description="Check the Airtable Messages table against MESSAGES_FIELD_MAPPING.",
-        epilog="Needs AIRTABLE_API_KEY (with the schema.bases:read scope), AIRTABLE_BASE_ID and "
+        description="Check the Airtable Messages table before a run: token, base, table, columns, Send Status.",
+        epilog=f"Needs AIRTABLE_API_KEY (scopes {ALL_SCOPES_HINT}), AIRTABLE_BASE_ID and "
                "AIRTABLE_MESSAGES_TABLE_ID, from the environment or .env.",
     )
     parser.add_argument("--check", action="store_true",
-                        help="read the table schema (metadata API, needs the schema.bases:read scope) and "
-                             "report every mapped column the table lacks")
+                        help="run step 5's pre-flight: one schema request (needs the schema.bases:read scope; "
+                             "without it, a one-row read), naming every mapped column the table lacks and "
+                             "whether the team's Send Status column exists")
     args = parser.parse_args(argv)
     if not args.check:
         parser.error("nothing to do: pass --check")
-    try:
-        report = check_table_columns()
-    except PipelineError as exc:
-        if os.environ.get(_DEBUG_ENV) == "1":
-            raise
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
     expected = mapped_columns()
-    print(f"Airtable table {report.table_name} ({report.table_id}): "
-          f"{len(expected) - len(report.missing)} of {len(expected)} mapped columns present")
-    for column, actual, wanted in report.wrong_type:
-        print(f"  warning: column {column!r} is of type {actual}, expected {wanted}")
-    if not report.missing:
-        print("OK: every column in MESSAGES_FIELD_MAPPING exists")
-        return 0
-    print("Missing columns:")
-    for column in report.missing:
-        print(f"  - {column}  (from {', '.join(_local_names(column))}; type {COLUMN_TYPES.get(column, '?')})")
-    print(f"Error: {len(report.missing)} mapped column{'s are' if len(report.missing) > 1 else ' is'} missing "
-          f"from table {report.table_id}: add {'them' if len(report.missing) > 1 else 'it'} in Airtable, or change "
-          f"MESSAGES_FIELD_MAPPING in utils/airtable_crud.py", file=sys.stderr)
-    return 1
+    report = preflight_check(expected)
+    label = f"{report.table_name} ({report.table_id})" if report.table_name else report.table_id
+    if report.columns_verified:
+        print(f"Airtable table {label}: all {len(expected)} mapped columns present")
+    else:
+        print(f"Airtable table {label}: token, base and table work; columns not verified")
+    print(f"{SEND_STATUS_COLUMN} column: " + ("present (rows the team marks are held)" if report.send_status_exists
+                                            else "absent (edited Message text still holds a row)"))
+    for warning in report.warnings:
+        print(f"  warning: {warning}")
+    print("OK")
+    return 0
 
 
 if __name__ == "__main__":
-    from dotenv import load_dotenv
-
-    load_dotenv(ENV_FILE, override=False)
     sys.exit(main())

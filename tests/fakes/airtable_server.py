@@ -2,20 +2,28 @@
 
 Implemented, with Airtable's request and response shapes:
 
-- `GET /v0/{base}/{table}` list, with `pageSize` and `offset` pagination (and `maxRecords`, `fields[]`)
+- `GET /v0/{base}/{table}` list, with `pageSize` and `offset` pagination (and `maxRecords`, `fields[]`;
+  with a schema, an unknown name in `fields[]` gets 422 UNKNOWN_FIELD_NAME, as Airtable answers).
+  `filterByFormula`, `sort` and `view` are not implemented, so they get 422.
 - `POST /v0/{base}/{table}` create one (`{"fields": …}`) or a batch (`{"records": […]}`)
 - `GET|PATCH|PUT|DELETE /v0/{base}/{table}/{recordId}`
 - `PATCH|PUT /v0/{base}/{table}` batch update, or upsert with `performUpsert.fieldsToMergeOn`
 - `DELETE /v0/{base}/{table}?records[]=…` batch delete
-- `GET /v0/meta/bases/{base}/tables` the base schema (needs the schema.bases:read scope)
+- `GET /v0/meta/bases/{base}/tables` the base schema (needs the schema.bases:read scope; the only
+  query it accepts is pyairtable's `include=visibleFieldIds`)
 
 It enforces 10 records per request and, per base, `rate_limit` requests per `rate_window` seconds
 (429 beyond that). A wrong token gets 401; an unknown base 403; an unknown table 404; with a schema
 (`set_schema`), an unknown column gets 422 UNKNOWN_FIELD_NAME and a value of the wrong type 422
-INVALID_VALUE_FOR_COLUMN. Anything else is 404 NOT_FOUND.
+INVALID_VALUE_FOR_COLUMN. Anything else is 404 NOT_FOUND. Dropping "schema.bases:read" from
+`scopes` (`deny_schema_scope()`) makes the schema endpoint answer 403, as for a token without it.
+
+Test helpers act as the team working in the Airtable UI on the Messages table, by "User ID":
+`team_set_send_status`, `team_edit_message`, `team_delete_row`; `row_for` and `snapshot` read.
 """
 
 import collections
+import copy
 import itertools
 import urllib.parse
 from dataclasses import dataclass, field
@@ -28,9 +36,15 @@ FAKE_AIRTABLE_TOKEN = "patFAKEtoken00000.0123456789abcdef-DO-NOT-LOG"
 FAKE_BASE_ID = "appTESTBASE000001"
 FAKE_TABLE_ID = "tblMESSAGES000001"
 FAKE_TABLE_NAME = "Messages"
+# The Messages table's columns the team helpers use; spelled here, not imported, so the fake pins them.
+USER_ID_COLUMN = "User ID"
+MESSAGE_COLUMN = "Message"
+SEND_STATUS_COLUMN = "Send Status"
 
 MAX_RECORDS_PER_REQUEST = 10
 MAX_PAGE_SIZE = 100
+# The query pyairtable's Base.schema() sends; anything else on the schema endpoint is a 422.
+SCHEMA_QUERY_KNOWN = frozenset({("include", ("visibleFieldIds",)), ("include[]", ("visibleFieldIds",))})
 ALL_SCOPES = frozenset({"data.records:read", "data.records:write", "schema.bases:read"})
 
 TEXT_TYPES = frozenset({"singleLineText", "multilineText", "richText", "email", "phoneNumber", "url", "singleSelect"})
@@ -120,6 +134,55 @@ class FakeAirtable(LoopbackServer):
             self.table.records[record["id"]] = record
             return record["id"]
 
+    def deny_schema_scope(self) -> None:
+        """Act as a token without schema.bases:read: the schema endpoint then answers 403."""
+        with self.lock:
+            self.scopes.discard("schema.bases:read")
+
+    def row_for(self, user_id: str) -> Optional[dict]:
+        """A copy of the Messages table's record (`{"id", "createdTime", "fields"}`) for a user, or None."""
+        with self.lock:
+            matches = [r for r in self.table.records.values() if r["fields"].get(USER_ID_COLUMN) == user_id]
+            if len(matches) > 1:
+                raise AssertionError(f"fake: {len(matches)} rows for user {user_id}")
+            return copy.deepcopy(matches[0]) if matches else None
+
+    def snapshot(self) -> dict[str, dict]:
+        """A deep copy of every record of the Messages table, by record id (compare before and after)."""
+        with self.lock:
+            return copy.deepcopy(self.table.records)
+
+    def _team_row(self, user_id: str) -> dict:
+        matches = [r for r in self.table.records.values() if r["fields"].get(USER_ID_COLUMN) == user_id]
+        if len(matches) != 1:
+            raise AssertionError(f"fake: expected one row for user {user_id}, found {len(matches)}")
+        return matches[0]
+
+    def team_set_send_status(self, user_id: str, value: Optional[str]) -> None:
+        """Set (or with None, clear) the team's Send Status of a user's row, as a person would."""
+        with self.lock:
+            fields = self._team_row(user_id)["fields"]
+            if value is None:
+                fields.pop(SEND_STATUS_COLUMN, None)
+            else:
+                fields[SEND_STATUS_COLUMN] = value
+
+    def team_edit_message(self, user_id: str, text: Optional[str]) -> None:
+        """Replace (or with None, clear) the Message text of a user's row, as a person would."""
+        with self.lock:
+            fields = self._team_row(user_id)["fields"]
+            if text is None:
+                fields.pop(MESSAGE_COLUMN, None)  # Airtable leaves empty cells out of its answers
+            else:
+                fields[MESSAGE_COLUMN] = text
+
+    def team_delete_row(self, user_id: str) -> str:
+        """Delete a user's row, as a person would; returns its record id."""
+        with self.lock:
+            record_id = self._team_row(user_id)["id"]
+            del self.table.records[record_id]
+            return record_id
+
     def requests_to(self, method: str, path_suffix: str = "") -> list[FakeRequest]:
         """Recorded requests with this method whose path ends with `path_suffix`."""
         with self.lock:
@@ -184,6 +247,10 @@ class FakeAirtable(LoopbackServer):
             if len(parts) == 4 and parts[3] == "tables" and request.method == "GET":
                 if "schema.bases:read" not in self.scopes:
                     return self._forbidden()
+                unknown = {k: v for k, v in request.query.items() if (k, tuple(v)) not in SCHEMA_QUERY_KNOWN}
+                if unknown:
+                    return _error(422, "INVALID_REQUEST_UNKNOWN",
+                                  f"fake: schema parameters {unknown} are not supported")
                 return self._schema(base_id)
             return _error(404, "NOT_FOUND")
 
@@ -310,6 +377,10 @@ class FakeAirtable(LoopbackServer):
             return _error(422, "INVALID_REQUEST_UNKNOWN", "pageSize and maxRecords must be integers")
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             return _error(422, "INVALID_PAGE_SIZE", f"pageSize must be between 1 and {MAX_PAGE_SIZE}")
+        wanted = request.query.get("fields[]", []) + request.query.get("fields", [])
+        unknown_fields = [name for name in wanted if table.columns is not None and name not in table.columns]
+        if unknown_fields:
+            return _error(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{unknown_fields[0]}"')
         start = 0
         if "offset" in request.query:
             token = request.query["offset"][0]
@@ -320,7 +391,6 @@ class FakeAirtable(LoopbackServer):
         if max_records is not None:
             records = records[:max_records]
         page = records[start:start + page_size]
-        wanted = request.query.get("fields[]", []) + request.query.get("fields", [])
         if wanted:
             page = [{**r, "fields": {k: v for k, v in r["fields"].items() if k in wanted}} for r in page]
         body: dict[str, Any] = {"records": page}
