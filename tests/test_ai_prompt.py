@@ -11,15 +11,14 @@ from tests.fakes.anthropic_server import FAKE_ANTHROPIC_KEY, FakeAnthropic, Repl
 from utils import ai_prompt
 from utils.ai_prompt import (
     DEFAULT_MODEL,
-    CallUsage,
     ClaudeError,
     MissingAPIKeyError,
-    UsageTotals,
     call_claude,
     call_claude_with_usage,
     generate_with_quality_check,
     resolve_model,
 )
+from utils.claude_usage import UsageTotals
 from utils.errors import PipelineError
 
 CATALOG = "Event 0: Salsa night in Mission.\n" * 40  # ~1,300 characters, a stand-in for step 5's catalog
@@ -393,21 +392,6 @@ def test_concurrent_calls_share_one_client(anthropic_fake):
     assert len(clients) == 1
     assert anthropic_fake.max_in_flight >= 8
     assert totals.calls == 12 and len(read_call_log()) == 12
-
-
-def test_usage_totals_and_cost():
-    totals = UsageTotals()
-    totals.add(CallUsage(input_tokens=1_000_000, output_tokens=100_000, cache_creation_input_tokens=0,
-                         cache_read_input_tokens=0, duration_ms=10, model="claude-sonnet-5-5"))
-    totals.add(CallUsage(input_tokens=0, output_tokens=0, cache_creation_input_tokens=1_000_000,
-                         cache_read_input_tokens=1_000_000, duration_ms=5, model="claude-sonnet-5-5"))
-    # $2 input + $1 output + $2.50 cache write + $0.10 cache read
-    assert totals.cost_usd() == pytest.approx(5.60)
-    assert totals.cost_usd("claude-haiku-4-5") == pytest.approx(1.0 + 0.5 + 1.25 + 0.10)
-    assert totals.as_dict() == {"calls": 2, "duration_ms": 15, "input_tokens": 1_000_000, "output_tokens": 100_000,
-                                "cache_creation_input_tokens": 1_000_000, "cache_read_input_tokens": 1_000_000}
-    assert totals.cost_usd("claude-unknown") is None
-    assert ai_prompt.price_for("claude-haiku-4-5-20251001") == ai_prompt.PRICES["claude-haiku-4-5"]
 
 
 # --------------------------------------------------------------------------- generate_with_quality_check

@@ -10,7 +10,6 @@ retried once without it, remembered for the rest of the process.
 import json
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +19,14 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import anthropic
 
+from utils.claude_usage import CallUsage, UsageTotals
+from utils.env_numbers import env_number
 from utils.errors import PipelineError
 from utils.paths import DEFAULT_LOG_DIR, ENV_FILE
+
+# Re-exported until step 5 imports them from their new homes (step 5 is being rewritten in parallel).
+from utils.claude_usage import PRICES, ModelPrice, price_for  # noqa: E402,F401
+from utils.json_answer import parse_json_response  # noqa: E402,F401
 
 # The newest Sonnet that anthropic 2.10.0 knows and does not list as deprecated
 # (see docs/api-wrappers.md, "Model"). One constant; ANTHROPIC_MODEL and --model override it.
@@ -40,9 +45,6 @@ DEFAULT_MAX_TOKENS = 4096
 DEFAULT_TIMEOUT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_RETRIES = 4
-
-# What a call is for; written to the call log so a run can be audited per stage.
-PURPOSES = ("match", "write", "check")
 
 TEMPERATURE = "temperature"
 STRUCTURED_OUTPUTS = "structured outputs"
@@ -74,164 +76,6 @@ class ClaudeError(PipelineError):
         self.status_code = status_code
         self.error_type = error_type
         self.request_id = request_id
-
-
-# --------------------------------------------------------------------------- prices and usage
-
-
-@dataclass(frozen=True)
-class ModelPrice:
-    """List price of one model in USD per million tokens.
-
-    Cache writes (5-minute TTL) and cache reads are priced as multiples of the input price.
-    """
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cache_write_multiplier: float = 1.25
-    cache_read_multiplier: float = 0.10
-
-
-# The one price table (USD per million tokens, Claude API list prices, checked 2026-11).
-# Sonnet 5.5 reads its cache at $0.10/MTok, half the usual 0.1x of input.
-PRICES: dict[str, ModelPrice] = {
-    "claude-sonnet-5-5": ModelPrice(2.00, 10.00, cache_read_multiplier=0.05),
-    "claude-sonnet-5": ModelPrice(2.00, 10.00),
-    "claude-sonnet-4-6": ModelPrice(3.00, 15.00),
-    "claude-haiku-4-5": ModelPrice(1.00, 5.00),
-}
-
-_DATE_SUFFIX = re.compile(r"-\d{8}$")
-
-
-def price_for(model: str) -> Optional[ModelPrice]:
-    """The price of a model, also for a dated id such as "claude-haiku-4-5-20251001".
-
-    Args:
-        model: A model id.
-
-    Returns:
-        Its price, or None if the model is not in `PRICES`.
-    """
-    if model in PRICES:
-        return PRICES[model]
-    return PRICES.get(_DATE_SUFFIX.sub("", model or ""))
-
-
-def _cost(price: ModelPrice, input_tokens: int, output_tokens: int,
-          cache_creation: int, cache_read: int) -> float:
-    dollars = (input_tokens * price.input_per_mtok
-               + cache_creation * price.input_per_mtok * price.cache_write_multiplier
-               + cache_read * price.input_per_mtok * price.cache_read_multiplier
-               + output_tokens * price.output_per_mtok)
-    return dollars / 1_000_000
-
-
-@dataclass(frozen=True)
-class CallUsage:
-    """The tokens and time of one Claude call."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    duration_ms: int = 0
-    model: Optional[str] = None
-
-    def cost_usd(self, model: Optional[str] = None) -> Optional[float]:
-        """The list-price cost of this call.
-
-        Args:
-            model: Price as this model; default the model that answered.
-
-        Returns:
-            USD, or None if the model has no price in `PRICES`.
-        """
-        price = price_for(model or self.model or "")
-        if price is None:
-            return None
-        return _cost(price, self.input_tokens, self.output_tokens,
-                     self.cache_creation_input_tokens, self.cache_read_input_tokens)
-
-    def as_dict(self) -> dict:
-        """The token counts and duration as a plain dict (for JSON)."""
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_creation_input_tokens": self.cache_creation_input_tokens,
-            "cache_read_input_tokens": self.cache_read_input_tokens,
-            "duration_ms": self.duration_ms,
-        }
-
-
-_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-
-
-class UsageTotals:
-    """Usage added up over many calls; safe to share between worker threads.
-
-    Attributes:
-        calls: Number of calls added.
-        input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens: Sums.
-        duration_ms: Sum of the calls' durations (wall time spent in calls, across threads).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_creation_input_tokens = 0
-        self.cache_read_input_tokens = 0
-        self.duration_ms = 0
-        self._by_model: dict[Optional[str], dict[str, int]] = {}
-
-    def add(self, usage: CallUsage) -> None:
-        """Add one call's usage.
-
-        Args:
-            usage: What `call_claude_with_usage` returned in `ClaudeResult.usage`.
-        """
-        with self._lock:
-            self.calls += 1
-            self.duration_ms += usage.duration_ms
-            per_model = self._by_model.setdefault(usage.model, dict.fromkeys(_TOKEN_FIELDS, 0))
-            for name in _TOKEN_FIELDS:
-                value = getattr(usage, name)
-                setattr(self, name, getattr(self, name) + value)
-                per_model[name] += value
-
-    def cost_usd(self, model: Optional[str] = None) -> Optional[float]:
-        """The list-price cost of everything added.
-
-        Args:
-            model: Price every token as this model; default each call's own model.
-
-        Returns:
-            USD, or None if a model involved has no price in `PRICES`.
-        """
-        with self._lock:
-            if model is not None:
-                price = price_for(model)
-                if price is None:
-                    return None
-                return _cost(price, self.input_tokens, self.output_tokens,
-                             self.cache_creation_input_tokens, self.cache_read_input_tokens)
-            total = 0.0
-            for name, counts in self._by_model.items():
-                price = price_for(name or "")
-                if price is None:
-                    return None
-                total += _cost(price, counts["input_tokens"], counts["output_tokens"],
-                               counts["cache_creation_input_tokens"], counts["cache_read_input_tokens"])
-            return total
-
-    def as_dict(self) -> dict:
-        """A consistent snapshot of the sums (for a stats table or JSON)."""
-        with self._lock:
-            snapshot = {"calls": self.calls, "duration_ms": self.duration_ms}
-            snapshot.update({name: getattr(self, name) for name in _TOKEN_FIELDS})
-            return snapshot
 
 
 @dataclass(frozen=True)
@@ -297,20 +141,6 @@ class _ClientSettings:
     max_retries: int
 
 
-def _env_number(name: str, default: float, kind: type, minimum: float) -> Any:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or (kind is float and value <= 0):
-        unit = "seconds > 0" if kind is float else f"integer >= {minimum}"
-        raise PipelineError(f"{name} must be a number of {unit}, got {text!r}: fix it in the environment or .env")
-    return value
-
-
 def _client_settings() -> _ClientSettings:
     api_key = os.environ.get(API_KEY_ENV, "").strip()
     if not api_key:
@@ -321,8 +151,8 @@ def _client_settings() -> _ClientSettings:
     return _ClientSettings(
         api_key=api_key,
         base_url=os.environ.get(BASE_URL_ENV, "").strip() or None,
-        timeout=_env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS, float, 0),
-        max_retries=_env_number(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES, int, 0),
+        timeout=env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS, float, 0, exclusive=True, unit="seconds"),
+        max_retries=env_number(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES, int, 0),
     )
 
 
@@ -736,88 +566,6 @@ def call_claude(
     """
     return call_claude_with_usage(prompt, model, temperature, max_tokens, logger, system=system,
                                   json_schema=json_schema, purpose=purpose, step=step, usage=usage).text
-
-
-# --------------------------------------------------------------------------- JSON answers
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\r?\n?(.*?)```", re.DOTALL)
-_decoder = json.JSONDecoder()
-
-
-def _is_wanted(value: Any, expect: Optional[type]) -> bool:
-    if expect is not None:
-        return isinstance(value, expect)
-    return isinstance(value, (dict, list))
-
-
-def _first_balanced(text: str, expect: Optional[type]) -> Any:
-    """The first {…} or […] in the text that is valid JSON, or None."""
-    for index, char in enumerate(text):
-        if char not in "{[":
-            continue
-        try:
-            # raw_decode reads one JSON value from here and ignores what follows; it tracks strings,
-            # so braces and brackets inside them cannot end the value early.
-            value, _ = _decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            continue
-        if _is_wanted(value, expect):
-            return value
-    return None
-
-
-def parse_json_response(response_text: str, logger: Optional[logging.Logger] = None, *,
-                        expect: Optional[type] = None) -> Union[dict, list]:
-    """Read the JSON object or array in a Claude answer.
-
-    Tried in order: the whole text as JSON; each fenced ```json block (then other fenced blocks);
-    then the first balanced {…} or […] in the text that parses, found with awareness of
-    strings, so braces inside strings do not break it and trailing prose is ignored.
-
-    Args:
-        response_text: The answer.
-        logger: If given, which strategy worked (DEBUG) or the failure (WARNING) is logged.
-        expect: `dict` or `list` to accept only that kind; default either.
-
-    Returns:
-        The parsed dict or list.
-
-    Raises:
-        json.JSONDecodeError: No JSON object or array could be found.
-    """
-    text = (response_text or "").strip().lstrip("\ufeff")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    else:
-        if _is_wanted(value, expect):
-            return value
-
-    fences = _FENCE.findall(text)
-    ordered = [body for lang, body in fences if lang.lower() == "json"] + \
-              [body for lang, body in fences if lang.lower() != "json"]
-    for body in ordered:
-        try:
-            value = json.loads(body.strip())
-        except json.JSONDecodeError:
-            continue
-        if _is_wanted(value, expect):
-            if logger is not None:
-                logger.debug("parsed JSON from a fenced block")
-            return value
-
-    value = _first_balanced(text, expect)
-    if value is not None:
-        if logger is not None:
-            logger.debug("parsed JSON found inside the answer's text")
-        return value
-
-    kind = {dict: "object", list: "array"}.get(expect, "object or array")
-    if logger is not None:
-        preview = text[:200] + ("…" if len(text) > 200 else "")
-        logger.warning("no JSON %s found in Claude's answer: %r", kind, preview)
-    raise json.JSONDecodeError(f"No valid JSON {kind} found in the response", response_text or "", 0)
 
 
 # --------------------------------------------------------------------------- generate and check
