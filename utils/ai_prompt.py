@@ -13,15 +13,16 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import anthropic
 
 from utils.claude_usage import CallUsage, UsageTotals
+from utils.dates import to_iso, utc_now
 from utils.env_numbers import env_number
 from utils.errors import PipelineError
+from utils.log import run_timestamp as make_run_timestamp
 from utils.paths import DEFAULT_LOG_DIR, ENV_FILE
 
 # Re-exported until step 5 imports them from their new homes (step 5 is being rewritten in parallel).
@@ -247,7 +248,7 @@ def configure_call_log(log_dir: Optional[Path] = None, run_timestamp: Optional[s
         The path that later calls append to.
     """
     global _call_log_path
-    stamp = run_timestamp or datetime.now().strftime("%Y%m%d_%H%M%S")
+    stamp = run_timestamp or make_run_timestamp()
     path = Path(log_dir or DEFAULT_LOG_DIR) / f"claude_calls_{stamp}.jsonl"
     with _log_lock:
         _call_log_path = path
@@ -272,7 +273,7 @@ def _write_call_log(entry: dict) -> None:
     line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
     with _log_lock:
         if _call_log_path is None:
-            _call_log_path = DEFAULT_LOG_DIR / f"claude_calls_{datetime.now().strftime('%Y%m%d_%H%M%S')}.jsonl"
+            _call_log_path = DEFAULT_LOG_DIR / f"claude_calls_{make_run_timestamp()}.jsonl"
         try:
             _call_log_path.parent.mkdir(parents=True, exist_ok=True)
             # One write() of one line in append mode, under the lock: lines never interleave.
@@ -464,7 +465,7 @@ def call_claude_with_usage(
 
     started = time.monotonic()
     entry: dict[str, Any] = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": to_iso(utc_now()),
         "step": step,
         "purpose": purpose,
         "model": model,
