@@ -44,8 +44,16 @@ DEFAULT_MAX_TOKENS = 4096
 # The SDK's default is 10 minutes per request; a 4k-token answer never needs that long, and a
 # stuck request should fail (and be retried) rather than hold a worker thread.
 DEFAULT_TIMEOUT_SECONDS = 60.0
-CONNECT_TIMEOUT_SECONDS = 10.0
+# Connecting (TCP and TLS) takes well under a second on a working network; a host that swallows
+# packets should be given up on quickly, not after the SDK's default of 5 s per attempt... or ours.
+CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_RETRIES = 4
+# A call that cannot connect is retried this often by the SDK (enough for a stale keep-alive
+# connection), not ANTHROPIC_MAX_RETRIES times: a dead endpoint then costs about a second per call,
+# not 7.5 s. Answers (429, 529, 5xx) keep ANTHROPIC_MAX_RETRIES. See docs/api-wrappers.md, "Retries".
+CONNECTION_RETRIES = 1
+# This many calls in a row that could not connect make Claude "unreachable" (issue 11 §4).
+UNREACHABLE_AFTER = 3
 
 TEMPERATURE = "temperature"
 STRUCTURED_OUTPUTS = "structured outputs"
@@ -102,6 +110,128 @@ class ClaudeResult:
     request_id: Optional[str] = None
     sent_temperature: bool = False
     structured: bool = False
+
+
+class ClaudeUnreachableError(ClaudeError):
+    """Several Claude calls in a row could not connect: stop the run rather than grind through it.
+
+    Raised by the call that reaches `UNREACHABLE_AFTER` connection failures in a row, and from then on
+    by every call, before anything is sent, until `connection_tracker().reset()`.
+
+    Attributes:
+        failures: How many calls in a row could not connect.
+    """
+
+    def __init__(self, message: str, *, failures: int) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+# --------------------------------------------------------------------------- unreachable Claude
+
+
+class ConnectionTracker:
+    """Counts Claude calls in a row that got no HTTP answer at all; safe to share between threads.
+
+    Any answer, an error status such as 429 or 500 included, resets the count: the endpoint is
+    there. A read timeout neither counts nor resets: the server took the request but was slow.
+
+    Attributes:
+        threshold: Failures in a row that make Claude unreachable.
+    """
+
+    def __init__(self, threshold: int = UNREACHABLE_AFTER) -> None:
+        if not isinstance(threshold, int) or threshold < 1:
+            raise ValueError(f"threshold must be a positive integer, got {threshold!r}")
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._message: Optional[str] = None
+
+    @property
+    def failures(self) -> int:
+        """Calls in a row that could not connect."""
+        with self._lock:
+            return self._failures
+
+    def unreachable_error(self) -> Optional[ClaudeUnreachableError]:
+        """The error to raise if the threshold has been reached, else None."""
+        with self._lock:
+            if self._failures < self.threshold:
+                return None
+            return ClaudeUnreachableError(self._message or "the Claude API is unreachable", failures=self._failures)
+
+    def record_failure(self, message: str) -> Optional[ClaudeUnreachableError]:
+        """Count one call that could not connect.
+
+        Args:
+            message: What went wrong, used in the error once the threshold is reached.
+
+        Returns:
+            The `ClaudeUnreachableError` to raise if this failure reached the threshold, else None.
+        """
+        with self._lock:
+            self._failures += 1
+            if self._failures >= self.threshold and self._message is None:
+                self._message = message
+        return self.unreachable_error()
+
+    def record_answer(self) -> None:
+        """An answer came back: the endpoint is reachable, so the count starts again."""
+        with self._lock:
+            self._failures = 0
+            self._message = None
+
+    def reset(self) -> None:
+        """Forget the failures (after fixing the network, or in tests)."""
+        self.record_answer()
+
+
+_connection_tracker = ConnectionTracker()
+
+
+def connection_tracker() -> ConnectionTracker:
+    """The process's one `ConnectionTracker`, shared by every Claude call.
+
+    Returns:
+        The tracker.
+    """
+    return _connection_tracker
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """True when no HTTP answer came back: refused, DNS, reset, or a connect (not read) timeout."""
+    if isinstance(exc, _ConnectionGaveUp):
+        return True
+    if not isinstance(exc, anthropic.APIConnectionError):
+        return False
+    if isinstance(exc, anthropic.APITimeoutError):
+        # httpx2 is the SDK's own transport, not one of our dependencies: compare the class name.
+        return type(exc.__cause__).__name__ in ("ConnectTimeout", "PoolTimeout")
+    return True
+
+
+class _ConnectionGaveUp(anthropic.AnthropicError):
+    """A connection failure the SDK must not retry again; carries the SDK's error as `error`."""
+
+    def __init__(self, error: anthropic.APIConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _cap_connection_retries(request: Any, call_next: Any) -> Any:
+    """SDK middleware: let the SDK retry a connection failure `CONNECTION_RETRIES` times at most.
+
+    The SDK retries connection errors as often as 429s (ANTHROPIC_MAX_RETRIES, with backoff). An
+    error that is not an `APIConnectionError` (and has none as `__cause__`) is not retried, so
+    after the allowed retries the failure is handed on wrapped, and unwrapped by the call function.
+    """
+    try:
+        return call_next(request)
+    except anthropic.APIConnectionError as exc:
+        if _is_connection_failure(exc) and request.retries_taken >= CONNECTION_RETRIES:
+            raise _ConnectionGaveUp(exc) from None
+        raise
 
 
 # --------------------------------------------------------------------------- model and client
@@ -194,6 +324,7 @@ def _client_and_settings() -> tuple[anthropic.Anthropic, _ClientSettings]:
                 base_url=settings.base_url,
                 timeout=anthropic.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, settings.timeout)),
                 max_retries=settings.max_retries,
+                middleware=[_cap_connection_retries],
             )
             _client_key = settings
             if old is not None:
@@ -202,7 +333,7 @@ def _client_and_settings() -> tuple[anthropic.Anthropic, _ClientSettings]:
 
 
 def reset_client() -> None:
-    """Forget the shared client and which parameters models rejected (for tests)."""
+    """Forget the shared client, which parameters models rejected, and connection failures (for tests)."""
     global _client, _client_key
     with _client_lock:
         if _client is not None:
@@ -211,6 +342,7 @@ def reset_client() -> None:
         _client_key = None
     with _fallback_lock:
         _unsupported.clear()
+    _connection_tracker.reset()
 
 
 def _is_unsupported(model: str, parameter: str) -> bool:
@@ -349,18 +481,24 @@ def _api_message(exc: anthropic.APIStatusError) -> str:
     return exc.api_message or (exc.body if isinstance(exc.body, str) and exc.body else exc.message)
 
 
+def _tries(retries: int) -> str:
+    """E.g. "tried once" or "tried 3 times", for `retries` retries after the first try."""
+    return "tried once" if retries == 0 else f"tried {retries + 1} times"
+
+
 def _to_claude_error(exc: BaseException, model: str, settings: _ClientSettings) -> ClaudeError:
     where = settings.base_url or "https://api.anthropic.com"
     retries = settings.max_retries
-    if isinstance(exc, anthropic.APITimeoutError):
+    if isinstance(exc, anthropic.APITimeoutError) and not _is_connection_failure(exc):
         return ClaudeError(
             f"the Claude API at {where} did not answer within {settings.timeout:g} s "
-            f"(tried {retries + 1} times): raise {TIMEOUT_ENV} or try again later")
+            f"({_tries(retries)}): raise {TIMEOUT_ENV} or try again later")
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__ or exc
+        cause = str(cause).rstrip(".") or type(cause).__name__
         return ClaudeError(
-            f"could not connect to the Claude API at {where} (tried {retries + 1} times): {cause}. "
-            f"Check the network and {BASE_URL_ENV}")
+            f"could not connect to the Claude API at {where} ({_tries(min(retries, CONNECTION_RETRIES))}): "
+            f"{cause}. Check the network and {BASE_URL_ENV}")
     if isinstance(exc, anthropic.APIStatusError):
         status, kind, request_id = exc.status_code, exc.type, exc.request_id
         detail = _api_message(exc)
@@ -420,7 +558,7 @@ def call_claude_with_usage(
     """Ask Claude once and return the answer with its usage; safe to call from many threads.
 
     The SDK retries 408/409/429/5xx with backoff (honouring `retry-after`), up to
-    ANTHROPIC_MAX_RETRIES times. If the model answers 400 to the temperature or the JSON schema,
+    ANTHROPIC_MAX_RETRIES times, and a connection failure `CONNECTION_RETRIES` time(s). If the model answers 400 to the temperature or the JSON schema,
     the call is repeated once without it, and the model is remembered so later calls leave it out.
     Every call, failed ones too, is appended to the call log.
 
@@ -443,6 +581,8 @@ def call_claude_with_usage(
     Raises:
         MissingAPIKeyError: ANTHROPIC_API_KEY is not set (a ValueError; nothing is sent).
         ValueError: An argument is invalid (nothing is sent).
+        ClaudeUnreachableError: This call made it `UNREACHABLE_AFTER` calls in a row that could not
+            connect, or an earlier call did (then nothing is sent). A `ClaudeError`: catch it first.
         ClaudeError: The API still failed after the retries; the SDK's exception is `__cause__`.
     """
     if not isinstance(prompt, str) or not prompt.strip():
@@ -457,6 +597,9 @@ def call_claude_with_usage(
     model = resolve_model(model)
     log = logger or _module_logger
     client, settings = _client_and_settings()
+    unreachable = _connection_tracker.unreachable_error()
+    if unreachable is not None:
+        raise unreachable  # before sending: the calls in a row that failed already said enough
 
     send_temperature = temperature is not None and not _is_unsupported(model, TEMPERATURE)
     send_schema = json_schema is not None and not _is_unsupported(model, STRUCTURED_OUTPUTS)
@@ -491,8 +634,15 @@ def call_claude_with_usage(
                     send_temperature = False
                 else:
                     send_schema = False
-    except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
+    except (anthropic.AnthropicError, json.JSONDecodeError) as raised:
+        exc = raised.error if isinstance(raised, _ConnectionGaveUp) else raised
         error = _to_claude_error(exc, model, settings)
+        if _is_connection_failure(exc):
+            error = _connection_tracker.record_failure(
+                f"Claude is unreachable ({_connection_tracker.threshold} calls in a row could not connect): "
+                f"{error}, then re-run") or error
+        elif not isinstance(exc, anthropic.APITimeoutError):
+            _connection_tracker.record_answer()
         entry.update(response=None, usage=None, duration_ms=int((time.monotonic() - started) * 1000),
                      temperature=temperature if send_temperature else None, structured_output=send_schema,
                      error=str(error))
@@ -501,6 +651,7 @@ def call_claude_with_usage(
             logger.warning("Claude %s call failed: %s", purpose or "", error)
         raise error from exc
 
+    _connection_tracker.record_answer()
     duration_ms = int((time.monotonic() - started) * 1000)
     text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
     raw = message.usage
@@ -620,7 +771,8 @@ def generate_with_quality_check(
 __all__: list[str] = [
     "DEFAULT_MODEL", "DEFAULT_TEMPERATURE", "DEFAULT_MAX_TOKENS", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MAX_RETRIES",
     "PRICES", "ModelPrice", "price_for", "CallUsage", "UsageTotals", "ClaudeResult",
-    "ClaudeError", "MissingAPIKeyError",
+    "ClaudeError", "ClaudeUnreachableError", "MissingAPIKeyError",
+    "ConnectionTracker", "connection_tracker", "UNREACHABLE_AFTER", "CONNECTION_RETRIES",
     "resolve_model", "add_model_argument", "get_client", "reset_client",
     "configure_call_log", "call_log_path", "reset_call_log",
     "build_request", "call_claude", "call_claude_with_usage", "parse_json_response",
