@@ -1,10 +1,12 @@
-"""Claude calls for the pipeline: one shared client, clear errors, usage and cost, and a call log.
+"""Claude calls for the pipeline: one shared client, clear errors, a call log, and "Claude is unreachable".
 
 Building a request (`build_request`) is kept apart from sending it (`call_claude_with_usage`).
-The SDK does the retrying (429, 529 and 5xx, honouring `retry-after`); this module turns what is
-left into a `ClaudeError` a person can act on, and works around two API changes the spec predates:
-`temperature` travels in `extra_body`, and a model that rejects it (or structured outputs) is
-retried once without it, remembered for the rest of the process.
+The SDK does the retrying (429, 529 and 5xx, honouring `retry-after`; a failed connection only once);
+this module turns what is left into a `ClaudeError` a person can act on, stops with a
+`ClaudeUnreachableError` after several calls in a row could not connect, and works around two API
+changes the spec predates: `temperature` travels in `extra_body`, and a model that rejects it (or
+structured outputs) is retried once without it, remembered for the rest of the process.
+Tokens and prices live in `utils.claude_usage`, reading JSON answers in `utils.json_answer`.
 """
 
 import json
@@ -45,7 +47,7 @@ DEFAULT_MAX_TOKENS = 4096
 # stuck request should fail (and be retried) rather than hold a worker thread.
 DEFAULT_TIMEOUT_SECONDS = 60.0
 # Connecting (TCP and TLS) takes well under a second on a working network; a host that swallows
-# packets should be given up on quickly, not after the SDK's default of 5 s per attempt... or ours.
+# packets is given up on after 5 s per attempt, so an unreachable Claude shows within seconds.
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_RETRIES = 4
 # A call that cannot connect is retried this often by the SDK (enough for a stale keep-alive
