@@ -28,8 +28,8 @@ from utils.log import run_timestamp as make_run_timestamp
 from utils.paths import DEFAULT_LOG_DIR, ENV_FILE
 
 # Re-exported until step 5 imports them from their new homes (step 5 is being rewritten in parallel).
-from utils.claude_usage import PRICES, ModelPrice, price_for  # noqa: E402,F401
-from utils.json_answer import parse_json_response  # noqa: E402,F401
+from utils.claude_usage import PRICES, ModelPrice, price_for  # noqa: F401
+from utils.json_answer import parse_json_response  # noqa: F401
 
 # The newest Sonnet that anthropic 2.10.0 knows and does not list as deprecated
 # (see docs/api-wrappers.md, "Model"). One constant; ANTHROPIC_MODEL and --model override it.
@@ -174,9 +174,12 @@ class ConnectionTracker:
         """
         with self._lock:
             self._failures += 1
-            if self._failures >= self.threshold and self._message is None:
+            if self._failures < self.threshold:
+                return None
+            if self._message is None:
                 self._message = message
-        return self.unreachable_error()
+            # This call's own count, read under the lock, so exactly the calls from the threshold on raise.
+            return ClaudeUnreachableError(self._message, failures=self._failures)
 
     def record_answer(self) -> None:
         """An answer came back: the endpoint is reachable, so the count starts again."""
