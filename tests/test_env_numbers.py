@@ -87,6 +87,13 @@ def test_claude_settings_are_read(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "0")
     client = ai_prompt.get_client()
     assert client.timeout.read == 2.5 and client.max_retries == 0
+    assert client.timeout.connect == 2.5  # never longer than the whole request may take
+
+
+def test_connecting_is_given_at_most_5_seconds(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "wrong-anthropic-key-for-tests")
+    client = ai_prompt.get_client()  # ANTHROPIC_TIMEOUT unset: the 60 s default
+    assert client.timeout.read == 60.0 and client.timeout.connect == 5.0
 
 
 @pytest.fixture
