@@ -51,8 +51,8 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_RETRIES = 4
 # A call that cannot connect is retried this often by the SDK (enough for a stale keep-alive
-# connection), not ANTHROPIC_MAX_RETRIES times: a dead endpoint then costs about a second per call,
-# not 7.5 s. Answers (429, 529, 5xx) keep ANTHROPIC_MAX_RETRIES. See docs/api-wrappers.md, "Retries".
+# connection), not ANTHROPIC_MAX_RETRIES times: a refusing endpoint then costs about 0.5 s per call,
+# not 6 to 7 s. Answers (429, 529, 5xx) keep ANTHROPIC_MAX_RETRIES. See docs/api-wrappers.md, "Retries".
 CONNECTION_RETRIES = 1
 # This many calls in a row that could not connect make Claude "unreachable" (issue 11 §4).
 UNREACHABLE_AFTER = 3
