@@ -3,6 +3,7 @@
 import json
 import logging
 import threading
+import time
 
 import anthropic
 import pytest
@@ -11,15 +12,15 @@ from tests.fakes.anthropic_server import FAKE_ANTHROPIC_KEY, FakeAnthropic, Repl
 from utils import ai_prompt
 from utils.ai_prompt import (
     DEFAULT_MODEL,
-    CallUsage,
     ClaudeError,
+    ClaudeUnreachableError,
     MissingAPIKeyError,
-    UsageTotals,
     call_claude,
     call_claude_with_usage,
     generate_with_quality_check,
     resolve_model,
 )
+from utils.claude_usage import UsageTotals
 from utils.errors import PipelineError
 
 CATALOG = "Event 0: Salsa night in Mission.\n" * 40  # ~1,300 characters, a stand-in for step 5's catalog
@@ -221,6 +222,181 @@ def test_connection_failure_gives_a_clear_error(monkeypatch):
         call_claude("hi")
 
 
+# --------------------------------------------------------------------------- Claude unreachable
+
+CLOSED_PORT_KEY = "wrong-anthropic-key-for-tests"
+
+
+def test_closed_port_three_calls_in_a_row_make_claude_unreachable(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", CLOSED_PORT_KEY)  # ANTHROPIC_BASE_URL is a closed port (conftest)
+    tracker = ai_prompt.connection_tracker()
+    started = time.monotonic()
+
+    for expected_failures in (1, 2):
+        with pytest.raises(ClaudeError) as caught:
+            call_claude("hi")
+        assert not isinstance(caught.value, ClaudeUnreachableError)
+        assert "tried 2 times" in str(caught.value)  # one SDK retry, not ANTHROPIC_MAX_RETRIES (4)
+        assert tracker.failures == expected_failures
+    with pytest.raises(ClaudeUnreachableError) as caught:
+        call_claude("hi")
+    elapsed = time.monotonic() - started
+
+    error = caught.value
+    assert isinstance(error, PipelineError) and error.failures == 3 and error.status_code is None
+    assert str(error).startswith("Claude is unreachable (3 calls in a row could not connect): could not connect "
+                                 "to the Claude API at http://127.0.0.1:9")
+    assert str(error).endswith("Check the network and ANTHROPIC_BASE_URL, then re-run")
+    # Before the cap: 5 attempts and ~7.5 s of SDK backoff per call. Generous: 3 calls take ~1.5 s.
+    assert elapsed < 6
+    assert len(read_call_log()) == 3
+
+
+def test_once_unreachable_calls_fail_before_sending_until_reset(anthropic_fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "0")  # one attempt per call keeps the counting plain
+    anthropic_fake.fail("disconnect", times=3)
+    for _ in range(3):
+        with pytest.raises(ClaudeError):
+            call_claude("hi")
+    assert len(anthropic_fake.message_bodies) == 3
+
+    with pytest.raises(ClaudeUnreachableError, match="3 calls in a row"):
+        call_claude("hi")
+    assert len(anthropic_fake.message_bodies) == 3  # nothing sent
+
+    ai_prompt.connection_tracker().reset()
+    anthropic_fake.reply("back")
+    assert call_claude("hi") == "back"
+
+
+def test_connection_failures_are_retried_once_by_the_sdk(anthropic_fake):
+    anthropic_fake.fail("disconnect", times=3)  # ANTHROPIC_MAX_RETRIES is the default, 4
+    with pytest.raises(ClaudeError, match=r"could not connect .*\(tried 2 times\)"):
+        call_claude("hi")
+    assert len(anthropic_fake.message_bodies) == 1 + ai_prompt.CONNECTION_RETRIES == 2
+
+    anthropic_fake.reply("made it")  # the third dropped connection, then an answer
+    assert call_claude("hi") == "made it"
+    assert len(anthropic_fake.message_bodies) == 4
+    assert ai_prompt.connection_tracker().failures == 0
+
+
+def test_any_answer_resets_the_count(anthropic_fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "0")  # one attempt, so one scripted failure, per call
+    tracker = ai_prompt.connection_tracker()
+    anthropic_fake.fail("disconnect", times=2)
+    anthropic_fake.reply("ok")
+    for _ in range(2):
+        with pytest.raises(ClaudeError):
+            call_claude("hi")
+    assert tracker.failures == 2
+    assert call_claude("hi") == "ok"
+    assert tracker.failures == 0
+
+    # An HTTP error is an answer too: the endpoint is there.
+    anthropic_fake.fail("disconnect", times=2)
+    anthropic_fake.fail("bad_request")
+    for _ in range(2):
+        with pytest.raises(ClaudeError):
+            call_claude("hi")
+    with pytest.raises(ClaudeError, match="rejected the request") as caught:
+        call_claude("hi")
+    assert not isinstance(caught.value, ClaudeUnreachableError) and tracker.failures == 0
+
+    # So only the failures after it count: two more are not yet three in a row, the third is.
+    anthropic_fake.fail("disconnect", times=3)
+    for _ in range(2):
+        with pytest.raises(ClaudeError) as caught:
+            call_claude("hi")
+        assert not isinstance(caught.value, ClaudeUnreachableError)
+    with pytest.raises(ClaudeUnreachableError):
+        call_claude("hi")
+
+
+def test_rate_limits_never_make_claude_unreachable(anthropic_fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "0")
+    anthropic_fake.fail("rate_limit", times=5)
+    for _ in range(5):
+        with pytest.raises(ClaudeError, match="429") as caught:
+            call_claude("hi")
+        assert not isinstance(caught.value, ClaudeUnreachableError)
+    assert ai_prompt.connection_tracker().failures == 0
+
+
+def test_a_read_timeout_neither_counts_nor_resets(anthropic_fake, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_TIMEOUT", "0.3")
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "0")
+    anthropic_fake.fail("disconnect")
+    with pytest.raises(ClaudeError, match="could not connect"):
+        call_claude("hi")
+    anthropic_fake.reply(Reply("late", delay=1.0))
+    with pytest.raises(ClaudeError, match="did not answer within 0.3 s"):
+        call_claude("hi")
+    assert ai_prompt.connection_tracker().failures == 1
+
+
+def test_concurrent_failures_trip_the_threshold_exactly_once(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", CLOSED_PORT_KEY)
+    monkeypatch.setenv("ANTHROPIC_MAX_RETRIES", "0")
+    errors: list[ClaudeError] = []
+    lock = threading.Lock()
+
+    def ask():
+        try:
+            call_claude("hi")
+        except ClaudeError as exc:
+            with lock:
+                errors.append(exc)
+
+    workers = [threading.Thread(target=ask) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    unreachable = [e for e in errors if isinstance(e, ClaudeUnreachableError)]
+    assert len(errors) == 6 and len(unreachable) == 4
+    assert all(e.failures >= 3 for e in unreachable)
+
+
+def test_connect_timeouts_count_and_read_timeouts_do_not():
+    import httpx2  # the SDK's transport; only to build the errors it raises
+
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/messages")
+
+    def timeout_caused_by(cause):
+        try:
+            raise anthropic.APITimeoutError(request=request) from cause
+        except anthropic.APITimeoutError as exc:
+            return exc
+
+    assert ai_prompt._is_connection_failure(timeout_caused_by(httpx2.ConnectTimeout("connect")))
+    assert not ai_prompt._is_connection_failure(timeout_caused_by(httpx2.ReadTimeout("read")))
+    assert ai_prompt._is_connection_failure(anthropic.APIConnectionError(request=request))
+    assert not ai_prompt._is_connection_failure(ValueError("x"))
+
+
+def test_tracker_counts_from_many_threads_and_needs_a_positive_threshold():
+    tracker = ai_prompt.ConnectionTracker(threshold=40)
+    results = []
+
+    def fail_ten_times():
+        for _ in range(10):
+            results.append(tracker.record_failure("down"))
+
+    workers = [threading.Thread(target=fail_ten_times) for _ in range(5)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert tracker.failures == 50
+    assert sum(result is None for result in results) == 39
+    assert str(tracker.unreachable_error()) == "down"
+    tracker.record_answer()
+    assert tracker.failures == 0 and tracker.unreachable_error() is None
+    with pytest.raises(ValueError, match="positive integer"):
+        ai_prompt.ConnectionTracker(threshold=0)
+
+
 def test_invalid_timeout_setting_is_reported(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("ANTHROPIC_TIMEOUT", "soon")
@@ -393,21 +569,6 @@ def test_concurrent_calls_share_one_client(anthropic_fake):
     assert len(clients) == 1
     assert anthropic_fake.max_in_flight >= 8
     assert totals.calls == 12 and len(read_call_log()) == 12
-
-
-def test_usage_totals_and_cost():
-    totals = UsageTotals()
-    totals.add(CallUsage(input_tokens=1_000_000, output_tokens=100_000, cache_creation_input_tokens=0,
-                         cache_read_input_tokens=0, duration_ms=10, model="claude-sonnet-5-5"))
-    totals.add(CallUsage(input_tokens=0, output_tokens=0, cache_creation_input_tokens=1_000_000,
-                         cache_read_input_tokens=1_000_000, duration_ms=5, model="claude-sonnet-5-5"))
-    # $2 input + $1 output + $2.50 cache write + $0.10 cache read
-    assert totals.cost_usd() == pytest.approx(5.60)
-    assert totals.cost_usd("claude-haiku-4-5") == pytest.approx(1.0 + 0.5 + 1.25 + 0.10)
-    assert totals.as_dict() == {"calls": 2, "duration_ms": 15, "input_tokens": 1_000_000, "output_tokens": 100_000,
-                                "cache_creation_input_tokens": 1_000_000, "cache_read_input_tokens": 1_000_000}
-    assert totals.cost_usd("claude-unknown") is None
-    assert ai_prompt.price_for("claude-haiku-4-5-20251001") == ai_prompt.PRICES["claude-haiku-4-5"]
 
 
 # --------------------------------------------------------------------------- generate_with_quality_check

@@ -392,54 +392,7 @@ def test_script_rerun_gives_the_same_output(data_dir, tmp_path):
     assert output.read_bytes() == first
 
 
-OLD_OUTPUT = '[{"id": "from the previous run"}]\n'
-
-
-@pytest.mark.parametrize("file_name, text, expected", [
-    ("users.json", '[{"id": "u1",}]', "invalid JSON in {path}, line 1 column 14"),
-    ("users.json", '[{"id": "u1"}\n  {"id": "u2"}]', "invalid JSON in {path}, line 2 column 3"),
-    ("messages.json", '{"user_id": "u1"}', "{path} must hold a JSON list of messages objects"),
-    ("users.json", "", "invalid JSON in {path}, line 1 column 1"),
-    ("users.json", b"\xff\xfe[]", "{path} is not UTF-8 text"),
-])
-def test_malformed_input_exits_1_and_keeps_the_old_output(data_dir, tmp_path, capsys, file_name, text, expected):
-    bad = data_dir / "raw" / file_name
-    if isinstance(text, bytes):
-        bad.write_bytes(text)
-    else:
-        bad.write_text(text, encoding="utf-8")
-    output = data_dir / "processed" / "qualified_users.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(OLD_OUTPUT, encoding="utf-8")
-
-    assert run_step(data_dir, tmp_path / "logs") == 1
-
-    err = capsys.readouterr().err
-    assert err.startswith("Error: ")
-    assert expected.format(path=bad) in err
-    assert "Traceback" not in err
-    assert output.read_text(encoding="utf-8") == OLD_OUTPUT
-
-
-def test_missing_input_file_exits_1_and_says_how_to_fix(data_dir, tmp_path, capsys):
-    (data_dir / "raw" / "messages.json").unlink()
-    assert run_step(data_dir, tmp_path / "logs") == 1
-    err = capsys.readouterr().err
-    assert err.startswith("Error: messages file not found: ")
-    assert str(data_dir / "raw" / "messages.json") in err and "--data-dir" in err
-    assert not (data_dir / "processed" / "qualified_users.json").exists()
-
-
-def test_malformed_input_as_a_subprocess_has_no_traceback(data_dir, tmp_path):
-    (data_dir / "raw" / "users.json").write_text("[1, 2", encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data-dir", str(data_dir), "--log-dir", str(tmp_path / "logs"),
-         "--now", NOW],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=subprocess_env(),
-    )
-    assert result.returncode == 1
-    assert result.stderr.startswith(f"Error: invalid JSON in {data_dir / 'raw' / 'users.json'}, line 1 column 6")
-    assert "Traceback" not in result.stderr
+# The malformed and missing input cases are in tests/test_malformed_inputs.py, shared with step 2.
 
 
 # --- generated sample data: invariants -----------------------------------------------------------

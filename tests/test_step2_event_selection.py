@@ -309,51 +309,7 @@ def test_script_runs_as_a_subprocess_from_another_folder(data_dir, tmp_path):
     assert ids(output) == EXPECTED_QUALIFIED_IDS
 
 
-OLD_OUTPUT = '[{"id": "from the previous run"}]\n'
-
-
-@pytest.mark.parametrize("text, expected", [
-    ('[{"id": "e1"', "invalid JSON in {path}, line 1 column 13"),
-    ('[\n{"id": "e1", "maxParticipants": 10,,}\n]', "invalid JSON in {path}, line 2 column 36"),
-    ('[{"id": "e1", "maxParticipants": NaN}]', "invalid JSON in {path}, line 1 column 34: NaN is not valid JSON"),
-    ('{"events": []}', "{path} must hold a JSON list of events objects, but its top level is dict"),
-    ("null", "{path} must hold a JSON list of events objects, but its top level is NoneType"),
-])
-def test_malformed_input_exits_1_and_keeps_the_old_output(data_dir, tmp_path, capsys, text, expected):
-    bad = data_dir / "raw" / "events.json"
-    bad.write_text(text, encoding="utf-8")
-    output = data_dir / "processed" / "qualified_events.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(OLD_OUTPUT, encoding="utf-8")
-
-    assert run_step(data_dir, tmp_path / "logs") == 1
-
-    err = capsys.readouterr().err
-    assert err.startswith("Error: ")
-    assert expected.format(path=bad) in err
-    assert "Traceback" not in err
-    assert output.read_text(encoding="utf-8") == OLD_OUTPUT
-
-
-def test_missing_events_file_exits_1(data_dir, tmp_path, capsys):
-    (data_dir / "raw" / "events.json").unlink()
-    assert run_step(data_dir, tmp_path / "logs") == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"Error: events file not found: {data_dir / 'raw' / 'events.json'}")
-    assert not (data_dir / "processed" / "qualified_events.json").exists()
-
-
-def test_malformed_input_as_a_subprocess_has_no_traceback(data_dir, tmp_path):
-    (data_dir / "raw" / "events.json").write_text('[{"id": "e1"} {"id": "e2"}]', encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--data-dir", str(data_dir), "--log-dir", str(tmp_path / "logs"),
-         "--now", NOW_TEXT],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, env=subprocess_env(),
-    )
-    assert result.returncode == 1
-    assert result.stderr.startswith(
-        f"Error: invalid JSON in {data_dir / 'raw' / 'events.json'}, line 1 column 15")
-    assert "Traceback" not in result.stderr
+# The malformed and missing input cases are in tests/test_malformed_inputs.py, shared with step 1.
 
 
 # --- generated sample data: invariants -----------------------------------------------------------

@@ -1,27 +1,35 @@
-"""Claude calls for the pipeline: one shared client, clear errors, usage and cost, and a call log.
+"""Claude calls for the pipeline: one shared client, clear errors, a call log, and "Claude is unreachable".
 
 Building a request (`build_request`) is kept apart from sending it (`call_claude_with_usage`).
-The SDK does the retrying (429, 529 and 5xx, honouring `retry-after`); this module turns what is
-left into a `ClaudeError` a person can act on, and works around two API changes the spec predates:
-`temperature` travels in `extra_body`, and a model that rejects it (or structured outputs) is
-retried once without it, remembered for the rest of the process.
+The SDK does the retrying (429, 529 and 5xx, honouring `retry-after`; a failed connection only once);
+this module turns what is left into a `ClaudeError` a person can act on, stops with a
+`ClaudeUnreachableError` after several calls in a row could not connect, and works around two API
+changes the spec predates: `temperature` travels in `extra_body`, and a model that rejects it (or
+structured outputs) is retried once without it, remembered for the rest of the process.
+Tokens and prices live in `utils.claude_usage`, reading JSON answers in `utils.json_answer`.
 """
 
 import json
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import anthropic
 
+from utils.claude_usage import CallUsage, UsageTotals
+from utils.dates import to_iso, utc_now
+from utils.env_numbers import env_number
 from utils.errors import PipelineError
+from utils.log import run_timestamp as make_run_timestamp
 from utils.paths import DEFAULT_LOG_DIR, ENV_FILE
+
+# Re-exported until step 5 imports them from their new homes (step 5 is being rewritten in parallel).
+from utils.claude_usage import PRICES, ModelPrice, price_for  # noqa: F401
+from utils.json_answer import parse_json_response  # noqa: F401
 
 # The newest Sonnet that anthropic 2.10.0 knows and does not list as deprecated
 # (see docs/api-wrappers.md, "Model"). One constant; ANTHROPIC_MODEL and --model override it.
@@ -38,11 +46,16 @@ DEFAULT_MAX_TOKENS = 4096
 # The SDK's default is 10 minutes per request; a 4k-token answer never needs that long, and a
 # stuck request should fail (and be retried) rather than hold a worker thread.
 DEFAULT_TIMEOUT_SECONDS = 60.0
-CONNECT_TIMEOUT_SECONDS = 10.0
+# Connecting (TCP and TLS) takes well under a second on a working network; a host that swallows
+# packets is given up on after 5 s per attempt, so an unreachable Claude shows within seconds.
+CONNECT_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_RETRIES = 4
-
-# What a call is for; written to the call log so a run can be audited per stage.
-PURPOSES = ("match", "write", "check")
+# A call that cannot connect is retried this often by the SDK (enough for a stale keep-alive
+# connection), not ANTHROPIC_MAX_RETRIES times: a refusing endpoint then costs about 0.5 s per call,
+# not 6 to 7 s. Answers (429, 529, 5xx) keep ANTHROPIC_MAX_RETRIES. See docs/api-wrappers.md, "Retries".
+CONNECTION_RETRIES = 1
+# This many calls in a row that could not connect make Claude "unreachable" (issue 11 §4).
+UNREACHABLE_AFTER = 3
 
 TEMPERATURE = "temperature"
 STRUCTURED_OUTPUTS = "structured outputs"
@@ -76,164 +89,6 @@ class ClaudeError(PipelineError):
         self.request_id = request_id
 
 
-# --------------------------------------------------------------------------- prices and usage
-
-
-@dataclass(frozen=True)
-class ModelPrice:
-    """List price of one model in USD per million tokens.
-
-    Cache writes (5-minute TTL) and cache reads are priced as multiples of the input price.
-    """
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cache_write_multiplier: float = 1.25
-    cache_read_multiplier: float = 0.10
-
-
-# The one price table (USD per million tokens, Claude API list prices, checked 2026-11).
-# Sonnet 5.5 reads its cache at $0.10/MTok, half the usual 0.1x of input.
-PRICES: dict[str, ModelPrice] = {
-    "claude-sonnet-5-5": ModelPrice(2.00, 10.00, cache_read_multiplier=0.05),
-    "claude-sonnet-5": ModelPrice(2.00, 10.00),
-    "claude-sonnet-4-6": ModelPrice(3.00, 15.00),
-    "claude-haiku-4-5": ModelPrice(1.00, 5.00),
-}
-
-_DATE_SUFFIX = re.compile(r"-\d{8}$")
-
-
-def price_for(model: str) -> Optional[ModelPrice]:
-    """The price of a model, also for a dated id such as "claude-haiku-4-5-20251001".
-
-    Args:
-        model: A model id.
-
-    Returns:
-        Its price, or None if the model is not in `PRICES`.
-    """
-    if model in PRICES:
-        return PRICES[model]
-    return PRICES.get(_DATE_SUFFIX.sub("", model or ""))
-
-
-def _cost(price: ModelPrice, input_tokens: int, output_tokens: int,
-          cache_creation: int, cache_read: int) -> float:
-    dollars = (input_tokens * price.input_per_mtok
-               + cache_creation * price.input_per_mtok * price.cache_write_multiplier
-               + cache_read * price.input_per_mtok * price.cache_read_multiplier
-               + output_tokens * price.output_per_mtok)
-    return dollars / 1_000_000
-
-
-@dataclass(frozen=True)
-class CallUsage:
-    """The tokens and time of one Claude call."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-    duration_ms: int = 0
-    model: Optional[str] = None
-
-    def cost_usd(self, model: Optional[str] = None) -> Optional[float]:
-        """The list-price cost of this call.
-
-        Args:
-            model: Price as this model; default the model that answered.
-
-        Returns:
-            USD, or None if the model has no price in `PRICES`.
-        """
-        price = price_for(model or self.model or "")
-        if price is None:
-            return None
-        return _cost(price, self.input_tokens, self.output_tokens,
-                     self.cache_creation_input_tokens, self.cache_read_input_tokens)
-
-    def as_dict(self) -> dict:
-        """The token counts and duration as a plain dict (for JSON)."""
-        return {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_creation_input_tokens": self.cache_creation_input_tokens,
-            "cache_read_input_tokens": self.cache_read_input_tokens,
-            "duration_ms": self.duration_ms,
-        }
-
-
-_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-
-
-class UsageTotals:
-    """Usage added up over many calls; safe to share between worker threads.
-
-    Attributes:
-        calls: Number of calls added.
-        input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens: Sums.
-        duration_ms: Sum of the calls' durations (wall time spent in calls, across threads).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.calls = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.cache_creation_input_tokens = 0
-        self.cache_read_input_tokens = 0
-        self.duration_ms = 0
-        self._by_model: dict[Optional[str], dict[str, int]] = {}
-
-    def add(self, usage: CallUsage) -> None:
-        """Add one call's usage.
-
-        Args:
-            usage: What `call_claude_with_usage` returned in `ClaudeResult.usage`.
-        """
-        with self._lock:
-            self.calls += 1
-            self.duration_ms += usage.duration_ms
-            per_model = self._by_model.setdefault(usage.model, dict.fromkeys(_TOKEN_FIELDS, 0))
-            for name in _TOKEN_FIELDS:
-                value = getattr(usage, name)
-                setattr(self, name, getattr(self, name) + value)
-                per_model[name] += value
-
-    def cost_usd(self, model: Optional[str] = None) -> Optional[float]:
-        """The list-price cost of everything added.
-
-        Args:
-            model: Price every token as this model; default each call's own model.
-
-        Returns:
-            USD, or None if a model involved has no price in `PRICES`.
-        """
-        with self._lock:
-            if model is not None:
-                price = price_for(model)
-                if price is None:
-                    return None
-                return _cost(price, self.input_tokens, self.output_tokens,
-                             self.cache_creation_input_tokens, self.cache_read_input_tokens)
-            total = 0.0
-            for name, counts in self._by_model.items():
-                price = price_for(name or "")
-                if price is None:
-                    return None
-                total += _cost(price, counts["input_tokens"], counts["output_tokens"],
-                               counts["cache_creation_input_tokens"], counts["cache_read_input_tokens"])
-            return total
-
-    def as_dict(self) -> dict:
-        """A consistent snapshot of the sums (for a stats table or JSON)."""
-        with self._lock:
-            snapshot = {"calls": self.calls, "duration_ms": self.duration_ms}
-            snapshot.update({name: getattr(self, name) for name in _TOKEN_FIELDS})
-            return snapshot
-
-
 @dataclass(frozen=True)
 class ClaudeResult:
     """One answer from Claude.
@@ -257,6 +112,131 @@ class ClaudeResult:
     request_id: Optional[str] = None
     sent_temperature: bool = False
     structured: bool = False
+
+
+class ClaudeUnreachableError(ClaudeError):
+    """Several Claude calls in a row could not connect: stop the run rather than grind through it.
+
+    Raised by the call that reaches `UNREACHABLE_AFTER` connection failures in a row, and from then on
+    by every call, before anything is sent, until `connection_tracker().reset()`.
+
+    Attributes:
+        failures: How many calls in a row could not connect.
+    """
+
+    def __init__(self, message: str, *, failures: int) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
+# --------------------------------------------------------------------------- unreachable Claude
+
+
+class ConnectionTracker:
+    """Counts Claude calls in a row that got no HTTP answer at all; safe to share between threads.
+
+    Any answer, an error status such as 429 or 500 included, resets the count: the endpoint is
+    there. A read timeout neither counts nor resets: the server took the request but was slow.
+
+    Attributes:
+        threshold: Failures in a row that make Claude unreachable.
+    """
+
+    def __init__(self, threshold: int = UNREACHABLE_AFTER) -> None:
+        if not isinstance(threshold, int) or threshold < 1:
+            raise ValueError(f"threshold must be a positive integer, got {threshold!r}")
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._message: Optional[str] = None
+
+    @property
+    def failures(self) -> int:
+        """Calls in a row that could not connect."""
+        with self._lock:
+            return self._failures
+
+    def unreachable_error(self) -> Optional[ClaudeUnreachableError]:
+        """The error to raise if the threshold has been reached, else None."""
+        with self._lock:
+            if self._failures < self.threshold:
+                return None
+            return ClaudeUnreachableError(self._message or "the Claude API is unreachable", failures=self._failures)
+
+    def record_failure(self, message: str) -> Optional[ClaudeUnreachableError]:
+        """Count one call that could not connect.
+
+        Args:
+            message: What went wrong, used in the error once the threshold is reached.
+
+        Returns:
+            The `ClaudeUnreachableError` to raise if this failure reached the threshold, else None.
+        """
+        with self._lock:
+            self._failures += 1
+            if self._failures < self.threshold:
+                return None
+            if self._message is None:
+                self._message = message
+            # This call's own count, read under the lock, so exactly the calls from the threshold on raise.
+            return ClaudeUnreachableError(self._message, failures=self._failures)
+
+    def record_answer(self) -> None:
+        """An answer came back: the endpoint is reachable, so the count starts again."""
+        with self._lock:
+            self._failures = 0
+            self._message = None
+
+    def reset(self) -> None:
+        """Forget the failures (after fixing the network, or in tests)."""
+        self.record_answer()
+
+
+_connection_tracker = ConnectionTracker()
+
+
+def connection_tracker() -> ConnectionTracker:
+    """The process's one `ConnectionTracker`, shared by every Claude call.
+
+    Returns:
+        The tracker.
+    """
+    return _connection_tracker
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """True when no HTTP answer came back: refused, DNS, reset, or a connect (not read) timeout."""
+    if isinstance(exc, _ConnectionGaveUp):
+        return True
+    if not isinstance(exc, anthropic.APIConnectionError):
+        return False
+    if isinstance(exc, anthropic.APITimeoutError):
+        # httpx2 is the SDK's own transport, not one of our dependencies: compare the class name.
+        return type(exc.__cause__).__name__ in ("ConnectTimeout", "PoolTimeout")
+    return True
+
+
+class _ConnectionGaveUp(anthropic.AnthropicError):
+    """A connection failure the SDK must not retry again; carries the SDK's error as `error`."""
+
+    def __init__(self, error: anthropic.APIConnectionError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _cap_connection_retries(request: Any, call_next: Any) -> Any:
+    """SDK middleware: let the SDK retry a connection failure `CONNECTION_RETRIES` times at most.
+
+    The SDK retries connection errors as often as 429s (ANTHROPIC_MAX_RETRIES, with backoff). An
+    error that is not an `APIConnectionError` (and has none as `__cause__`) is not retried, so
+    after the allowed retries the failure is handed on wrapped, and unwrapped by the call function.
+    """
+    try:
+        return call_next(request)
+    except anthropic.APIConnectionError as exc:
+        if _is_connection_failure(exc) and request.retries_taken >= CONNECTION_RETRIES:
+            raise _ConnectionGaveUp(exc) from None
+        raise
 
 
 # --------------------------------------------------------------------------- model and client
@@ -297,20 +277,6 @@ class _ClientSettings:
     max_retries: int
 
 
-def _env_number(name: str, default: float, kind: type, minimum: float) -> Any:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or value < minimum or (kind is float and value <= 0):
-        unit = "seconds > 0" if kind is float else f"integer >= {minimum}"
-        raise PipelineError(f"{name} must be a number of {unit}, got {text!r}: fix it in the environment or .env")
-    return value
-
-
 def _client_settings() -> _ClientSettings:
     api_key = os.environ.get(API_KEY_ENV, "").strip()
     if not api_key:
@@ -321,8 +287,8 @@ def _client_settings() -> _ClientSettings:
     return _ClientSettings(
         api_key=api_key,
         base_url=os.environ.get(BASE_URL_ENV, "").strip() or None,
-        timeout=_env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS, float, 0),
-        max_retries=_env_number(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES, int, 0),
+        timeout=env_number(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS, float, 0, exclusive=True, unit="seconds"),
+        max_retries=env_number(MAX_RETRIES_ENV, DEFAULT_MAX_RETRIES, int, 0),
     )
 
 
@@ -363,6 +329,7 @@ def _client_and_settings() -> tuple[anthropic.Anthropic, _ClientSettings]:
                 base_url=settings.base_url,
                 timeout=anthropic.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT_SECONDS, settings.timeout)),
                 max_retries=settings.max_retries,
+                middleware=[_cap_connection_retries],
             )
             _client_key = settings
             if old is not None:
@@ -371,7 +338,7 @@ def _client_and_settings() -> tuple[anthropic.Anthropic, _ClientSettings]:
 
 
 def reset_client() -> None:
-    """Forget the shared client and which parameters models rejected (for tests)."""
+    """Forget the shared client, which parameters models rejected, and connection failures (for tests)."""
     global _client, _client_key
     with _client_lock:
         if _client is not None:
@@ -380,6 +347,7 @@ def reset_client() -> None:
         _client_key = None
     with _fallback_lock:
         _unsupported.clear()
+    _connection_tracker.reset()
 
 
 def _is_unsupported(model: str, parameter: str) -> bool:
@@ -417,7 +385,7 @@ def configure_call_log(log_dir: Optional[Path] = None, run_timestamp: Optional[s
         The path that later calls append to.
     """
     global _call_log_path
-    stamp = run_timestamp or datetime.now().strftime("%Y%m%d_%H%M%S")
+    stamp = run_timestamp or make_run_timestamp()
     path = Path(log_dir or DEFAULT_LOG_DIR) / f"claude_calls_{stamp}.jsonl"
     with _log_lock:
         _call_log_path = path
@@ -442,7 +410,7 @@ def _write_call_log(entry: dict) -> None:
     line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
     with _log_lock:
         if _call_log_path is None:
-            _call_log_path = DEFAULT_LOG_DIR / f"claude_calls_{datetime.now().strftime('%Y%m%d_%H%M%S')}.jsonl"
+            _call_log_path = DEFAULT_LOG_DIR / f"claude_calls_{make_run_timestamp()}.jsonl"
         try:
             _call_log_path.parent.mkdir(parents=True, exist_ok=True)
             # One write() of one line in append mode, under the lock: lines never interleave.
@@ -518,18 +486,24 @@ def _api_message(exc: anthropic.APIStatusError) -> str:
     return exc.api_message or (exc.body if isinstance(exc.body, str) and exc.body else exc.message)
 
 
+def _tries(retries: int) -> str:
+    """E.g. "tried once" or "tried 3 times", for `retries` retries after the first try."""
+    return "tried once" if retries == 0 else f"tried {retries + 1} times"
+
+
 def _to_claude_error(exc: BaseException, model: str, settings: _ClientSettings) -> ClaudeError:
     where = settings.base_url or "https://api.anthropic.com"
     retries = settings.max_retries
-    if isinstance(exc, anthropic.APITimeoutError):
+    if isinstance(exc, anthropic.APITimeoutError) and not _is_connection_failure(exc):
         return ClaudeError(
             f"the Claude API at {where} did not answer within {settings.timeout:g} s "
-            f"(tried {retries + 1} times): raise {TIMEOUT_ENV} or try again later")
+            f"({_tries(retries)}): raise {TIMEOUT_ENV} or try again later")
     if isinstance(exc, anthropic.APIConnectionError):
         cause = exc.__cause__ or exc
+        cause = str(cause).rstrip(".") or type(cause).__name__
         return ClaudeError(
-            f"could not connect to the Claude API at {where} (tried {retries + 1} times): {cause}. "
-            f"Check the network and {BASE_URL_ENV}")
+            f"could not connect to the Claude API at {where} ({_tries(min(retries, CONNECTION_RETRIES))}): "
+            f"{cause}. Check the network and {BASE_URL_ENV}")
     if isinstance(exc, anthropic.APIStatusError):
         status, kind, request_id = exc.status_code, exc.type, exc.request_id
         detail = _api_message(exc)
@@ -589,7 +563,7 @@ def call_claude_with_usage(
     """Ask Claude once and return the answer with its usage; safe to call from many threads.
 
     The SDK retries 408/409/429/5xx with backoff (honouring `retry-after`), up to
-    ANTHROPIC_MAX_RETRIES times. If the model answers 400 to the temperature or the JSON schema,
+    ANTHROPIC_MAX_RETRIES times, and a connection failure `CONNECTION_RETRIES` time(s). If the model answers 400 to the temperature or the JSON schema,
     the call is repeated once without it, and the model is remembered so later calls leave it out.
     Every call, failed ones too, is appended to the call log.
 
@@ -612,6 +586,8 @@ def call_claude_with_usage(
     Raises:
         MissingAPIKeyError: ANTHROPIC_API_KEY is not set (a ValueError; nothing is sent).
         ValueError: An argument is invalid (nothing is sent).
+        ClaudeUnreachableError: This call made it `UNREACHABLE_AFTER` calls in a row that could not
+            connect, or an earlier call did (then nothing is sent). A `ClaudeError`: catch it first.
         ClaudeError: The API still failed after the retries; the SDK's exception is `__cause__`.
     """
     if not isinstance(prompt, str) or not prompt.strip():
@@ -626,6 +602,9 @@ def call_claude_with_usage(
     model = resolve_model(model)
     log = logger or _module_logger
     client, settings = _client_and_settings()
+    unreachable = _connection_tracker.unreachable_error()
+    if unreachable is not None:
+        raise unreachable  # before sending: the calls in a row that failed already said enough
 
     send_temperature = temperature is not None and not _is_unsupported(model, TEMPERATURE)
     send_schema = json_schema is not None and not _is_unsupported(model, STRUCTURED_OUTPUTS)
@@ -634,7 +613,7 @@ def call_claude_with_usage(
 
     started = time.monotonic()
     entry: dict[str, Any] = {
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": to_iso(utc_now()),
         "step": step,
         "purpose": purpose,
         "model": model,
@@ -660,8 +639,15 @@ def call_claude_with_usage(
                     send_temperature = False
                 else:
                     send_schema = False
-    except (anthropic.AnthropicError, json.JSONDecodeError) as exc:
+    except (anthropic.AnthropicError, json.JSONDecodeError) as raised:
+        exc = raised.error if isinstance(raised, _ConnectionGaveUp) else raised
         error = _to_claude_error(exc, model, settings)
+        if _is_connection_failure(exc):
+            error = _connection_tracker.record_failure(
+                f"Claude is unreachable ({_connection_tracker.threshold} calls in a row could not connect): "
+                f"{error}, then re-run") or error
+        elif not isinstance(exc, anthropic.APITimeoutError):
+            _connection_tracker.record_answer()
         entry.update(response=None, usage=None, duration_ms=int((time.monotonic() - started) * 1000),
                      temperature=temperature if send_temperature else None, structured_output=send_schema,
                      error=str(error))
@@ -670,6 +656,7 @@ def call_claude_with_usage(
             logger.warning("Claude %s call failed: %s", purpose or "", error)
         raise error from exc
 
+    _connection_tracker.record_answer()
     duration_ms = int((time.monotonic() - started) * 1000)
     text = "".join(block.text for block in message.content if getattr(block, "type", None) == "text")
     raw = message.usage
@@ -738,88 +725,6 @@ def call_claude(
                                   json_schema=json_schema, purpose=purpose, step=step, usage=usage).text
 
 
-# --------------------------------------------------------------------------- JSON answers
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[ \t]*\r?\n?(.*?)```", re.DOTALL)
-_decoder = json.JSONDecoder()
-
-
-def _is_wanted(value: Any, expect: Optional[type]) -> bool:
-    if expect is not None:
-        return isinstance(value, expect)
-    return isinstance(value, (dict, list))
-
-
-def _first_balanced(text: str, expect: Optional[type]) -> Any:
-    """The first {…} or […] in the text that is valid JSON, or None."""
-    for index, char in enumerate(text):
-        if char not in "{[":
-            continue
-        try:
-            # raw_decode reads one JSON value from here and ignores what follows; it tracks strings,
-            # so braces and brackets inside them cannot end the value early.
-            value, _ = _decoder.raw_decode(text, index)
-        except json.JSONDecodeError:
-            continue
-        if _is_wanted(value, expect):
-            return value
-    return None
-
-
-def parse_json_response(response_text: str, logger: Optional[logging.Logger] = None, *,
-                        expect: Optional[type] = None) -> Union[dict, list]:
-    """Read the JSON object or array in a Claude answer.
-
-    Tried in order: the whole text as JSON; each fenced ```json block (then other fenced blocks);
-    then the first balanced {…} or […] in the text that parses, found with awareness of
-    strings, so braces inside strings do not break it and trailing prose is ignored.
-
-    Args:
-        response_text: The answer.
-        logger: If given, which strategy worked (DEBUG) or the failure (WARNING) is logged.
-        expect: `dict` or `list` to accept only that kind; default either.
-
-    Returns:
-        The parsed dict or list.
-
-    Raises:
-        json.JSONDecodeError: No JSON object or array could be found.
-    """
-    text = (response_text or "").strip().lstrip("\ufeff")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    else:
-        if _is_wanted(value, expect):
-            return value
-
-    fences = _FENCE.findall(text)
-    ordered = [body for lang, body in fences if lang.lower() == "json"] + \
-              [body for lang, body in fences if lang.lower() != "json"]
-    for body in ordered:
-        try:
-            value = json.loads(body.strip())
-        except json.JSONDecodeError:
-            continue
-        if _is_wanted(value, expect):
-            if logger is not None:
-                logger.debug("parsed JSON from a fenced block")
-            return value
-
-    value = _first_balanced(text, expect)
-    if value is not None:
-        if logger is not None:
-            logger.debug("parsed JSON found inside the answer's text")
-        return value
-
-    kind = {dict: "object", list: "array"}.get(expect, "object or array")
-    if logger is not None:
-        preview = text[:200] + ("…" if len(text) > 200 else "")
-        logger.warning("no JSON %s found in Claude's answer: %r", kind, preview)
-    raise json.JSONDecodeError(f"No valid JSON {kind} found in the response", response_text or "", 0)
-
-
 # --------------------------------------------------------------------------- generate and check
 
 INITIAL_RESPONSE_PLACEHOLDER = "{initial_response}"
@@ -871,7 +776,8 @@ def generate_with_quality_check(
 __all__: list[str] = [
     "DEFAULT_MODEL", "DEFAULT_TEMPERATURE", "DEFAULT_MAX_TOKENS", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MAX_RETRIES",
     "PRICES", "ModelPrice", "price_for", "CallUsage", "UsageTotals", "ClaudeResult",
-    "ClaudeError", "MissingAPIKeyError",
+    "ClaudeError", "ClaudeUnreachableError", "MissingAPIKeyError",
+    "ConnectionTracker", "connection_tracker", "UNREACHABLE_AFTER", "CONNECTION_RETRIES",
     "resolve_model", "add_model_argument", "get_client", "reset_client",
     "configure_call_log", "call_log_path", "reset_call_log",
     "build_request", "call_claude", "call_claude_with_usage", "parse_json_response",

@@ -38,6 +38,7 @@ from utils.airtable_fields import (
     team_columns_in,
 )
 from utils.cli import step_main
+from utils.env_numbers import env_number
 from utils.errors import PipelineError
 from utils.throttle import MinInterval
 from utils.paths import ENV_FILE
@@ -58,7 +59,6 @@ DEFAULT_RETRY_BACKOFF = 0.5
 # Airtable allows 5 requests per second per base; the client keeps under it by itself.
 DEFAULT_MAX_RPS = 5.0
 TIMEOUT = (10, 60)  # connect, read (seconds); pyairtable's default is no timeout at all
-RECORDS_PER_REQUEST = 10
 # Strict: a value of the wrong type is a clear 422 rather than a silently converted cell or a new
 # select option nobody asked for.
 TYPECAST = False
@@ -107,16 +107,8 @@ class AirtableConfig:
 
 
 def _env_number(name: str, default: float, kind: type) -> Any:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = kind(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise AirtableConfigError(f"{name} must be a number >= 0, got {text!r}: fix it in the environment or .env")
-    return value
+    """A numeric setting >= 0 (read by utils.env_numbers), failing as an AirtableConfigError."""
+    return env_number(name, default, kind, 0, error=AirtableConfigError)
 
 
 def check_airtable_config() -> AirtableConfig:

@@ -16,10 +16,11 @@ _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _millis_to_iso(millis: int) -> str:
+    # Imported here, not at the top: utils.dates imports this module.
+    from utils.dates import to_iso
+
     # timedelta arithmetic, unlike fromtimestamp, also covers dates before 1970 on every platform.
-    moment = _EPOCH + timedelta(milliseconds=millis)
-    # isoformat, unlike strftime("%Y"), pads years before 1000 to four digits.
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return to_iso(_EPOCH + timedelta(milliseconds=millis))
 
 
 def _to_number(text: Any, kind: type) -> Any:

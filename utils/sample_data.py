@@ -444,7 +444,7 @@ def _birthday(rng: random.Random, today: date, age: int, feb29_years: Sequence[i
         month = rng.randint(1, 12)
         day = rng.randint(1, 28 if month == 2 else 30 if month in (4, 6, 9, 11) else 31)
         year = today.year - age - ((month, day) > (today.month, today.day))
-    return f"{year:04d}-{month:02d}-{day:02d}T00:00:00.000Z"
+    return to_iso(datetime(year, month, day, tzinfo=timezone.utc))
 
 
 def _feb29_years(today: date) -> list[int]:

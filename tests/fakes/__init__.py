@@ -44,7 +44,7 @@ class FakeRequest:
 
 @dataclass
 class FakeResponse:
-    """What the fake answers."""
+    """What the fake answers; status 0 closes the connection without answering (a dropped connection)."""
 
     status: int
     body: Any = None  # JSON-serialisable, or bytes sent as they are
@@ -165,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
             time=time.monotonic(),
         )
         response = self.server_owner.dispatch(request)
+        if response.status == 0:
+            self.close_connection = True
+            return
         payload = response.body if isinstance(response.body, bytes) else json.dumps(response.body).encode()
         self.send_response(response.status)
         if not any(name.lower() == "content-type" for name in response.headers):

@@ -35,6 +35,7 @@ FAULTS: dict[str, tuple[int, Optional[str], str]] = {
     "permission": (403, "permission_error", "Your API key does not have permission to use the specified resource."),
     "not_found": (404, "not_found_error", "model: not found"),
     "malformed": (200, None, ""),  # a 200 whose body is cut-off JSON
+    "disconnect": (0, None, ""),  # the connection is closed without an answer: a connection failure
 }
 
 
@@ -122,7 +123,8 @@ class FakeAnthropic(LoopbackServer):
 
     def fail(self, kind: str, times: int = 1, *, message: Optional[str] = None,
              retry_after_ms: Optional[int] = -1, delay: float = 0.0) -> None:
-        """Queue `times` failures of one kind ("rate_limit", "overloaded", "server_error", "malformed", …)."""
+        """Queue `times` failures of one kind ("rate_limit", "overloaded", "server_error", "malformed",
+        "disconnect", …); each HTTP attempt, SDK retries included, uses one."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; choose from {sorted(FAULTS)}")
         wait = self.retry_after_ms if retry_after_ms == -1 else retry_after_ms
@@ -222,6 +224,8 @@ class FakeAnthropic(LoopbackServer):
 
     def _fault(self, fault: Fault) -> FakeResponse:
         status, kind, default = FAULTS[fault.kind]
+        if fault.kind == "disconnect":
+            return FakeResponse(0)
         if fault.kind == "malformed":
             return FakeResponse(200, b'{"id": "msg_broken", "type": "message", "content": [{"type": "te',
                                 {"request-id": self._request_id()})

@@ -1,11 +1,11 @@
-"""parse_json_response on the kinds of answers Claude really gives."""
+"""utils.json_answer.parse_json_response on the kinds of answers Claude really gives."""
 
 import json
 import logging
 
 import pytest
 
-from utils.ai_prompt import parse_json_response
+from utils.json_answer import parse_json_response
 
 PARSED = [
     ("plain object", '{"event_index": 3, "campaign": "Fill the Table"}',
