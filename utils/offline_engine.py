@@ -345,6 +345,37 @@ def confidence_from_score(score: float) -> int:
     return max(MIN_CONFIDENCE, min(MAX_CONFIDENCE, round(100 * score / CONFIDENT_SCORE)))
 
 
+def rank_events(user: dict, events: list[dict], now: datetime, *,
+                bookable_only: bool = True) -> list[tuple[int, float, list[str]]]:
+    """Every candidate event for a member, best first, with its score and the score's parts.
+
+    Ties go to the event that starts sooner, then to the earlier one in `events`, so the order depends
+    only on the inputs. Events are scored with `user_campaign`'s occupancy preference.
+
+    Args:
+        user: An enriched user.
+        events: The enriched events (the catalog).
+        now: The run's reference time.
+        bookable_only: Leave out events that have started or are full (unless every event is); the
+            backtest turns this off, because its participant lists are final.
+
+    Returns:
+        (index in `events`, score, parts) tuples, best first.
+    """
+    candidates = range(len(events))
+    if bookable_only:
+        candidates = [index for index in candidates if is_bookable(events[index], now)] or candidates
+    scoring_campaign = user_campaign(user)
+    ranked = []
+    for index in candidates:
+        event = events[index]
+        score, parts = score_event(user, event, scoring_campaign, now)
+        start = parse_iso_date(event.get("startDate"))
+        ranked.append(((-score, start.timestamp() if start else float("inf"), index), index, score, parts))
+    ranked.sort(key=lambda item: item[0])
+    return [(index, score, parts) for _, index, score, parts in ranked]
+
+
 def is_bookable(event: dict, now: datetime) -> bool:
     """False when the event has started by `now` or has no seat left; unknown facts count as bookable."""
     start = parse_iso_date(event.get("startDate"))
@@ -376,17 +407,7 @@ def offline_match(user: dict, events: list[dict], now: datetime) -> dict:
     """
     if not events:
         raise ValueError("offline_match needs at least one event")
-    candidates = [index for index, event in enumerate(events) if is_bookable(event, now)] or range(len(events))
-    scoring_campaign = user_campaign(user)
-    best: Optional[tuple] = None
-    for index in candidates:
-        event = events[index]
-        score, parts = score_event(user, event, scoring_campaign, now)
-        start = parse_iso_date(event.get("startDate"))
-        key = (-score, start.timestamp() if start else float("inf"), index)
-        if best is None or key < best[0]:
-            best = (key, index, score, parts)
-    _, index, score, parts = best
+    index, score, parts = rank_events(user, events, now)[0]
     campaign, why = choose_campaign(user, events[index])
     explanation = "; ".join(parts) if parts else "no strong signal, the soonest bookable event"
     return {

@@ -1,0 +1,1 @@
+"""Step 5's machinery, one job per module."""
