@@ -24,7 +24,7 @@ from utils.jsonio import save_json_atomic, split_objects
 from utils.offline_engine import (
     OFFLINE_ENGINE_VERSION, choose_campaign, confidence_from_score, rank_events, user_campaign,
 )
-from utils.people import full_name, index_users_by_email, index_users_by_id, normalize_email, record_id
+from utils.people import as_id, full_name, index_users_by_email, index_users_by_id, normalize_email, record_id
 
 DEFAULT_WINDOW_DAYS = 365
 DEFAULT_LEAD_DAYS = 7
@@ -222,9 +222,14 @@ def _cases(history: _History, now: datetime, window_days: int) -> list[Case]:
     return cases
 
 
-def without_member(event: dict, email: str) -> dict:
-    """A copy of a raw event whose participants and invitations no longer list `email` (any spelling)."""
+def without_member(event: dict, email: str, hosted_by_member: bool = False) -> dict:
+    """A copy of a raw event whose participants and invitations no longer list `email` (any spelling).
+
+    A host is at their own table, so an event the member hosts loses its host too (`hosted_by_member`).
+    """
     copy = dict(event)
+    if hosted_by_member:
+        copy.pop("ownerId", None)
     for field in ("participants", "invitedParticipants"):
         value = event.get(field)
         if isinstance(value, list):
@@ -273,15 +278,16 @@ class _Group:
             self._past, _ = index_past_events(self._history.events, self._history.users_by_id, self.t)
         return self._past
 
-    def catalog_for(self, email: str) -> list[dict]:
-        """The catalog the member sees: shared profiles, except events that list them, rebuilt without them."""
+    def catalog_for(self, email: str, user: dict) -> list[dict]:
+        """The catalog the member sees: shared profiles, except events that name them, rebuilt without them."""
         catalog = []
         for position, index in enumerate(self.indexes):
             event = self._history.events[index]
             start = self._history.starts[index]
-            if email in _attendees(event) or _invited(event, email):
-                catalog.append(event_profile_at(without_member(event, email), start, self._history, self.t,
-                                                self._zone))
+            hosted = self._history.users_by_id.get(as_id(event.get("ownerId")) or "") is user
+            if hosted or email in _attendees(event) or _invited(event, email):
+                catalog.append(event_profile_at(without_member(event, email, hosted), start, self._history,
+                                                self.t, self._zone))
                 continue
             shared = self._shared.get(position)
             if shared is None:
@@ -352,7 +358,7 @@ def run_backtest(raw_users: list, raw_events: list, now: datetime, ranker: Ranke
         user = history.users_by_email[case.email]
         profile = member_profile_at(user, case.email, group.past_events_by_email(), history.names_by_email,
                                     group.t, zone)
-        catalog = group.catalog_for(case.email)
+        catalog = group.catalog_for(case.email, user)
         choices = list(ranker(profile, catalog, group.t) or [])
         rank = shortlist_rank(choices, catalog, group.target_position)
         popular = popularity_order(catalog).index(group.target_position) + 1
