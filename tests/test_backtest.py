@@ -144,14 +144,15 @@ def test_catalog_at_t_is_step2s_rule_without_capacity_within_30_days():
 
 
 def test_cases_are_attendees_of_public_not_canceled_events_in_the_window():
-    users, events = community()
+    _, events = community()
     events.append(raw_event("Old Dinner", NOW - timedelta(days=400), [ANA["email"]]))  # outside the window
     events.append(raw_event("Canceled Past", NOW - timedelta(days=50), [ANA["email"]], eventStatus="canceled"))
-    cases = [(event["name"], email) for event, email in build_cases(users, events, NOW)]
+    cases = [(event["name"], email) for event, email in build_cases(events, NOW)]
     assert ("Jazz Night", "ana.quill@example.com") in cases
     assert ("Jazz Night", "ben.ode@example.com") in cases
     assert not any(name in ("Old Dinner", "Canceled Past", "Private Party") for name, _ in cases)
-    assert [name for name, _ in build_cases(users, events, NOW, window_days=30)].count("Earlier Supper") == 0
+    assert ("Earlier Supper", "ana.quill@example.com") in cases
+    assert "Earlier Supper" not in [event["name"] for event, _ in build_cases(events, NOW, window_days=30)]
 
 
 def test_profiles_at_t_come_from_steps_3_and_4_without_the_member():

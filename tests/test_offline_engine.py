@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from utils.offline_engine import (
-    FALLBACK_TEMPLATES, NO_HOOK, OFFLINE_ENGINE_VERSION, TEMPLATES, PersonalHook, choose_campaign, confidence_from_score, describe_when,
-    dietary_conflicts, offline_match, offline_message, personal_hook, rank_events, same_interest, score_event, seats_phrase, shorten,
-    sms_text, social_proof, user_campaign,
+    FALLBACK_TEMPLATES, NO_HOOK, OFFLINE_ENGINE_VERSION, TEMPLATES, PersonalHook, choose_campaign,
+    confidence_from_score, describe_when, dietary_conflicts, offline_match, offline_message, personal_hook,
+    rank_events, same_interest, score_event, seats_phrase, shorten, sms_text, social_proof, user_campaign,
 )
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
 from utils.sms import check_message, normalize_gsm

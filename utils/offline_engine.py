@@ -41,7 +41,7 @@ OFFLINE_ENGINE_VERSION = "offline-rules-v2"
 INTEREST_CATEGORY_POINTS = 2.0   # per member interest matching an event category or feature
 INTEREST_CROWD_POINTS = 0.5      # per other member interest shared by the people already going ...
 INTEREST_CROWD_MAX_POINTS = 1.0  # ... up to this, so the crowd never outweighs one direct interest match
-# Per dietary restriction the event clashes with: one clash outweighs two matching interests,
+# Per dietary restriction the event clashes with: one clash cancels three matching interests,
 # because sending someone with a shellfish allergy to an oyster night is worse than a dull match.
 DIETARY_CONFLICT_PENALTY = -6.0
 HOME_NEIGHBORHOOD_POINTS = 2.0
@@ -621,7 +621,12 @@ def _candidates(campaign: str, start: int, values: dict, name: str, where: str, 
     # "Pasta Night in Kips Bay ... in Kips Bay" says it twice.
     place = f" in {where}" if where and where.lower() not in name.lower() else ""
     proof = values["proof"]
-    values = {key: value for key, value in values.items() if key != "proof"}
+    fixed = {key: value for key, value in values.items() if key != "proof"}
+
+    def fill(template: str, event: str, where_part: str, hook_part: PersonalHook, proof_part: str) -> str:
+        return template.format(**fixed, event=event, where=where_part, since=hook_part.since, hook=hook_part.line,
+                               proof=proof_part)
+
     variants = list(dict.fromkeys([
         (hook, proof, place), (hook, proof, ""), (hook, "", ""),
         (NO_HOOK, proof, place), (NO_HOOK, proof, ""), (NO_HOOK, "", ""),
@@ -629,22 +634,20 @@ def _candidates(campaign: str, start: int, values: dict, name: str, where: str, 
     budget = MAX_SMS_CHARS - 1 - len(link)  # the text, a space, then the link
     for hook_part, proof_part, place_part in variants:
         for template in order:
-            yield template.format(**values, event=name, where=place_part, since=hook_part.since, hook=hook_part.line, proof=proof_part)
+            yield fill(template, name, place_part, hook_part, proof_part)
     suffix = f" in {where}"
     if where and name.lower().endswith(suffix.lower()) and len(name) > len(suffix):
-        short_name = name[:-len(suffix)]
         for hook_part, proof_part, _ in variants:
             for template in order:
-                yield template.format(**values, event=short_name, where="", since=hook_part.since, hook=hook_part.line, proof=proof_part)
+                yield fill(template, name[:-len(suffix)], "", hook_part, proof_part)
     for hook_part, proof_part, _ in variants:
         for template in order:
-            room = budget - len(template.format(**values, event="", where="", since=hook_part.since, hook=hook_part.line, proof=proof_part))
-            short = shorten(name, room)
+            short = shorten(name, budget - len(fill(template, "", "", hook_part, proof_part)))
             if short is not None and short != name:
-                yield template.format(**values, event=short, where="", since=hook_part.since, hook=hook_part.line, proof=proof_part)
+                yield fill(template, short, "", hook_part, proof_part)
     for place_part in dict.fromkeys([place, ""]):
         for proof_part in dict.fromkeys([proof, ""]):
-            yield FALLBACK_TEMPLATES[campaign].format(**values, where=place_part, proof=proof_part)
+            yield FALLBACK_TEMPLATES[campaign].format(**fixed, where=place_part, proof=proof_part)
 
 
 def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone: tzinfo,

@@ -1085,8 +1085,9 @@ def attendance_signal(dataset: dict[str, list]) -> dict[str, float]:
         chance_related += bool(wanted.intersection(other["interests"]))
         chance_near += event.get("neighborhood") in (other.get("homeNeighborhood"), other.get("workNeighborhood"))
     n = len(pairs)
-    return {"rsvps": n, "related_interest": round(related / n, 3), "related_interest_chance": round(chance_related / n, 3),
-            "near": round(near / n, 3), "near_chance": round(chance_near / n, 3), "repeat_concept": round(repeat / n, 3)}
+    shares = {"related_interest": related, "related_interest_chance": chance_related, "near": near,
+              "near_chance": chance_near, "repeat_concept": repeat}
+    return {"rsvps": n, **{name: round(count / n, 3) for name, count in shares.items()}}
 
 
 def generate_dataset(n_users: int, n_events: int, seed: int, now: datetime) -> dict[str, list]:

@@ -4,9 +4,9 @@ A case is a member and a past public, not-canceled event they attended. At `t = 
 matcher sees the member's profile at `t` and the catalog at `t` (every public, not-canceled event
 starting in (t, t + 30 days]), both built by steps 3 and 4's own functions with `now = t`, and with
 the member left out of every candidate. Its shortlist is scored with HitRate@1, HitRate@3 and MRR,
-beside a random and a popularity baseline on the same cases. docs/5-match-message.md ("Backtest")
-explains the rules to users; `run_backtest` is the entry point, and the ranker is injected, so the
-offline scorer and Claude's match phase are measured the same way.
+beside a random and a popularity baseline on the same cases. docs/backtest.md explains the rules
+to users. `run_backtest` is the entry point; the ranker is injected, so the offline scorer and
+Claude's match phase are measured the same way.
 """
 
 import json
@@ -191,12 +191,10 @@ def catalog_at(events: list[dict], t: datetime, days: int = CATALOG_DAYS) -> lis
     return [index for start, index in sorted(chosen) if start <= end]
 
 
-def build_cases(raw_users: list, raw_events: list, now: datetime,
-                window_days: int = DEFAULT_WINDOW_DAYS) -> list[tuple[dict, str]]:
-    """Every (attended event, member email) pair: a public, not-canceled event started in [now - window, now).
+def build_cases(raw_events: list, now: datetime, window_days: int = DEFAULT_WINDOW_DAYS) -> list[tuple[dict, str]]:
+    """Every (attended event, attendee email) pair: a public, not-canceled event started in [now - window, now).
 
     Args:
-        raw_users: The users export (for nothing but the signature's symmetry; attendees are by email).
         raw_events: The events export.
         now: The run's reference time.
         window_days: How far back an attended event may have started.
@@ -204,7 +202,7 @@ def build_cases(raw_users: list, raw_events: list, now: datetime,
     Returns:
         (raw event, normalised email) pairs, oldest event first, emails in participant order.
     """
-    history = _prepare(raw_users, raw_events)
+    history = _prepare([], raw_events)
     return [(history.events[case.event_index], case.email) for case in _cases(history, now, window_days)]
 
 
