@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from pipeline.match_message.backtest import (
-    BACKTEST_FILE, PREVIOUS_BACKTEST_FILE, SKIP_SMALL_CATALOG, CaseResult, OfflineRanker, build_cases, catalog_at,
-    format_backtest_table, load_previous_backtest, popularity_order, random_expectation, reciprocal_rank,
-    run_backtest, sample_cases, save_backtest, shortlist_rank, summarize,
+    BACKTEST_FILE, PREVIOUS_BACKTEST_FILE, SKIP_NO_PROFILE_USER, SKIP_NOT_MEMBER_YET, SKIP_SMALL_CATALOG,
+    CaseResult, OfflineRanker, build_cases, catalog_at, format_backtest_table, load_previous_backtest,
+    popularity_order, random_expectation, reciprocal_rank, run_backtest, sample_cases, save_backtest,
+    shortlist_rank, summarize,
 )
 from pipeline.step3_user_profile_enrich import enrich_users
 from pipeline.step4_event_enrich import enrich_events
@@ -198,12 +199,16 @@ def test_result_has_every_field_and_counts_small_catalogs():
     users, events = community()
     # A lone event 200 days back: its catalog at t holds only itself, as does Earlier Supper's (Ana, Ben).
     events.append(raw_event("Lonely Lunch", NOW - timedelta(days=200), [CARA["email"]]))
+    # Dana joined after Jazz Night's t, and a guest without an account came too.
+    dana = user("Dana", "Roe", ["jazz"], created_days_ago=25)
+    events[1]["participants"] += [dana["email"], "guest99@example.net"]
     ranker = RecordingRanker()
-    result = run_backtest(users, events, NOW, ranker)
+    result = run_backtest(users + [dana], events, NOW, ranker)
     for key in ("cases", "skipped", "hit_at_1", "hit_at_3", "mrr", "random_hit_at_1", "random_hit_at_3",
                 "popularity_hit_at_1", "popularity_hit_at_3", "by_campaign", "generator", "model", "cost_usd"):
         assert key in result, key
-    assert result["skipped_by_reason"] == {SKIP_SMALL_CATALOG: 3}
+    assert result["skipped_by_reason"] == {SKIP_SMALL_CATALOG: 3, SKIP_NOT_MEMBER_YET: 1, SKIP_NO_PROFILE_USER: 1}
+    assert result["skipped"] == 5
     # Jazz Night: Ana, Ben; Wine Walk: Cara, Ana; Already Started: Cara.
     assert result["cases"] == len(ranker.calls) == 5
     assert result["generator"] == "recording" and result["model"] == "test-model"

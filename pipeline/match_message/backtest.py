@@ -9,6 +9,7 @@ to users. `run_backtest` is the entry point; the ranker is injected, so the offl
 Claude's match phase are measured the same way.
 """
 
+import bisect
 import json
 import random
 from collections import Counter
@@ -24,7 +25,7 @@ from utils.jsonio import save_json_atomic, split_objects
 from utils.offline_engine import (
     OFFLINE_ENGINE_VERSION, choose_campaign, confidence_from_score, rank_events, user_campaign,
 )
-from utils.people import as_id, full_name, index_users_by_email, index_users_by_id, normalize_email, record_id
+from utils.people import as_id, full_name, index_users_by_email, index_users_by_id, normalize_email
 
 DEFAULT_WINDOW_DAYS = 365
 DEFAULT_LEAD_DAYS = 7
@@ -146,9 +147,12 @@ class _History(NamedTuple):
     users_by_id: dict[str, dict]
     users_by_email: dict[str, dict]
     names_by_email: dict[str, str]
+    past_by_email: dict             # step 3's index of the events before `now`, newest first
+    offerable: list[int]            # public, not-canceled events (step 2's filters), by start
+    offerable_starts: list[datetime]
 
 
-def _prepare(raw_users: list, raw_events: list) -> _History:
+def _prepare(raw_users: list, raw_events: list, now: datetime) -> _History:
     users, _ = split_objects(raw_users)
     events, _ = split_objects(raw_events)
     usable, starts = [], []
@@ -158,8 +162,15 @@ def _prepare(raw_users: list, raw_events: list) -> _History:
             usable.append(event)
             starts.append(start)
     users_by_email = index_users_by_email(users)
+    users_by_id = index_users_by_id(users)
     names = {email: name for email, user in users_by_email.items() if (name := full_name(user)) is not None}
-    return _History(usable, starts, index_users_by_id(users), users_by_email, names)
+    past_by_email, _ = index_past_events(usable, users_by_id, now)
+    position = {id(event): index for index, event in enumerate(usable)}
+    public, _ = filter_public_events(usable)
+    active, _ = filter_active_events(public)
+    offerable = sorted((position[id(event)] for event in active), key=lambda index: (starts[index], index))
+    return _History(usable, starts, users_by_id, users_by_email, names, past_by_email, offerable,
+                    [starts[index] for index in offerable])
 
 
 def _attendees(event: dict) -> list[str]:
@@ -202,7 +213,7 @@ def build_cases(raw_events: list, now: datetime, window_days: int = DEFAULT_WIND
     Returns:
         (raw event, normalised email) pairs, oldest event first, emails in participant order.
     """
-    history = _prepare([], raw_events)
+    history = _prepare([], raw_events, now)
     return [(history.events[case.event_index], case.email) for case in _cases(history, now, window_days)]
 
 
@@ -235,14 +246,15 @@ def without_member(event: dict, email: str, hosted_by_member: bool = False) -> d
     return copy
 
 
-def member_profile_at(user: dict, email: str, history_by_email: dict, names_by_email: dict[str, str],
+def member_profile_at(user: dict, email: str, past_by_email: dict, names_by_email: dict[str, str],
                       t: datetime, zone: tzinfo) -> dict:
     """Step 3's profile of the member at `t`: history before `t` only, and no invitations (not dated).
 
     Args:
         user: The raw user.
         email: Their normalised email.
-        history_by_email: `index_past_events(events, users_by_id, t)`'s first value.
+        past_by_email: `index_past_events(events, users_by_id, now)`'s first value for any `now` >= t;
+            events from `t` on are dropped here, which gives what step 3 indexes with `now = t`.
         names_by_email: Full names by normalised email (for friends).
         t: The case's moment.
         zone: The zone dates are written in.
@@ -250,7 +262,8 @@ def member_profile_at(user: dict, email: str, history_by_email: dict, names_by_e
     Returns:
         The enriched user record, as step 3 writes it with `--now t`.
     """
-    return enrich_user(user, email, Lookups(history_by_email, names_by_email, {}), t, zone)
+    history = [item for item in past_by_email.get(email, ()) if item.start < t]
+    return enrich_user(user, email, Lookups({email: history}, names_by_email, {}), t, zone)
 
 
 def event_profile_at(event: dict, start: datetime, history: "_History", t: datetime, zone: tzinfo) -> dict:
@@ -264,17 +277,15 @@ class _Group:
 
     def __init__(self, history: _History, target: int, lead_days: int, zone: tzinfo):
         self.t = history.starts[target] - timedelta(days=lead_days)
-        self.indexes = catalog_at(history.events, self.t)
+        # Only the offerable events starting in (t, t + CATALOG_DAYS] can qualify: catalog_at checks them.
+        low = bisect.bisect_right(history.offerable_starts, self.t)
+        high = bisect.bisect_right(history.offerable_starts, self.t + timedelta(days=CATALOG_DAYS))
+        nearby = history.offerable[low:high]
+        self.indexes = [nearby[i] for i in catalog_at([history.events[index] for index in nearby], self.t)]
         self.target_position = self.indexes.index(target)
         self._history = history
         self._zone = zone
         self._shared: dict[int, dict] = {}   # position -> profile without any member removed
-        self._past: Optional[dict] = None
-
-    def past_events_by_email(self) -> dict:
-        if self._past is None:
-            self._past, _ = index_past_events(self._history.events, self._history.users_by_id, self.t)
-        return self._past
 
     def catalog_for(self, email: str, user: dict) -> list[dict]:
         """The catalog the member sees: shared profiles, except events that name them, rebuilt without them."""
@@ -332,7 +343,7 @@ def run_backtest(raw_users: list, raw_events: list, now: datetime, ranker: Ranke
         "popularity_*", "by_campaign": {campaign: the same metrics}, "generator", "model", "cost_usd",
         "now", "window_days", "lead_days", "limit", "seed", "eligible_cases", "mean_catalog_size"}.
     """
-    history = _prepare(raw_users, raw_events)
+    history = _prepare(raw_users, raw_events, now)
     skipped: Counter = Counter()
     groups: dict[int, _Group] = {}
     eligible: list[Case] = []
@@ -354,8 +365,7 @@ def run_backtest(raw_users: list, raw_events: list, now: datetime, ranker: Ranke
     for case in sample_cases(eligible, limit, seed):
         group = groups[case.event_index]
         user = history.users_by_email[case.email]
-        profile = member_profile_at(user, case.email, group.past_events_by_email(), history.names_by_email,
-                                    group.t, zone)
+        profile = member_profile_at(user, case.email, history.past_by_email, history.names_by_email, group.t, zone)
         catalog = group.catalog_for(case.email, user)
         choices = list(ranker(profile, catalog, group.t) or [])
         rank = shortlist_rank(choices, catalog, group.target_position)
