@@ -5,7 +5,7 @@ decides a match is a named constant below, and every match's reasoning lists the
 docs/offline-engine.md explains the rules to growth and ops users; keep the two in step.
 
 Campaign precedence (the spec's three rules overlap, so the first that applies wins; the Claude
-matching prompt states the same order, and docs/offline-engine.md explains it):
+matching prompt should state the same order; docs/offline-engine.md explains it):
 
 1. "Return to Table": the member has been to at least one event, and the last was 31+ days ago (or
    they have not come in 60 days). A lapsed member who came once or twice is not a newcomer: the
@@ -47,13 +47,13 @@ DIETARY_CONFLICT_PENALTY = -6.0
 HOME_NEIGHBORHOOD_POINTS = 2.0
 WORK_NEIGHBORHOOD_POINTS = 1.5
 OCCUPANCY_FIT_POINTS = 1.5       # the event's fill level is what the member's campaign prefers
-FRIEND_POINTS = 2.0             # per friend of theirs (step 3's `friends`) among the guests ...
-FRIEND_MAX_POINTS = 4.0         # ... up to this: people come back with the people they came with
-POPULARITY_POINTS = 0.2         # per guest already going ...
-POPULARITY_MAX_POINTS = 3.0     # ... up to this (15 guests): a table people choose is a safer bet
+FRIEND_POINTS = 2.0              # per friend of theirs (step 3's `friends`) among the guests ...
+FRIEND_MAX_POINTS = 4.0          # ... up to this: people come back with the people they came with
+POPULARITY_POINTS = 0.2          # per guest already going ...
+POPULARITY_MAX_POINTS = 3.0      # ... up to this (15 guests): a table people choose is a safer bet
 SOON_MAX_POINTS = 1.0            # an event starting now scores 1, falling linearly to 0 at SOON_HORIZON_DAYS
 SOON_HORIZON_DAYS = 30
-#: The score at which confidence reaches its cap; a strong match (two interests, home, fit) scores ~10.
+#: The score at which confidence reaches its cap; a strong match (two interests, home, fit, a friend) ~11.
 CONFIDENT_SCORE = 10.0
 #: Confidence is never shown as certain (nor as zero): rules are a rough guide.
 MIN_CONFIDENCE, MAX_CONFIDENCE = 5, 95
