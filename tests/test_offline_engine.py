@@ -1,8 +1,9 @@
 """utils.offline_engine: the scoring parts, dietary rules, campaign precedence, dates, templates, and a
 run over generated sample data.
 
-Expected values are worked out by hand in the comments (weights: interest 3, crowd 1 each up to 2,
-dietary -6, home 2, work 1.5, occupancy 1.5, soon 1 - days/30). The reference time is Wednesday
+Expected values are worked out by hand in the comments (weights: interest 2, crowd 0.5 each up to 1,
+dietary -6, home 2, work 1.5, occupancy 1.5, friends 2 each up to 4, guests 0.2 each up to 3,
+soon 1 - days/30). The reference time is Wednesday
 2026-11-25 12:00 UTC, which is 07:00 in New York (EST, UTC-5).
 """
 
@@ -16,9 +17,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from utils.offline_engine import (
-    FALLBACK_TEMPLATES, OFFLINE_ENGINE_VERSION, TEMPLATES, choose_campaign, confidence_from_score, describe_when,
-    dietary_conflicts, offline_match, offline_message, same_interest, score_event, seats_phrase, shorten,
-    sms_text, social_proof, user_campaign,
+    FALLBACK_TEMPLATES, NO_HOOK, OFFLINE_ENGINE_VERSION, TEMPLATES, PersonalHook, choose_campaign,
+    confidence_from_score, describe_when, dietary_conflicts, offline_match, offline_message, personal_hook,
+    rank_events, same_interest, score_event, seats_phrase, shorten, sms_text, social_proof, user_campaign,
 )
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
 from utils.sms import check_message, normalize_gsm
@@ -69,16 +70,16 @@ def test_same_interest(interest, tag, expected):
     assert same_interest(interest, tag) is expected
 
 
-def test_interest_matching_a_category_scores_3_per_interest():
+def test_interest_matching_a_category_scores_2_per_interest():
     user = newcomer(interests=["wine tasting", "hiking", "cooking"])
     score, parts = score_event(user, event(categories=["Wine", "Cooking Class"]), CAMPAIGN_NEWCOMER, NOW)
-    assert (score, parts) == (6.0, ["interests wine tasting, cooking +6.0"])
+    assert (score, parts) == (4.0, ["interests wine tasting, cooking +4.0"])
 
 
 def test_interest_matching_a_feature_counts_too():
     user = newcomer(interests=["cocktails"])
     assert score_event(user, event(features=["Cocktail pairing"]), CAMPAIGN_NEWCOMER, NOW) == (
-        3.0, ["interests cocktails +3.0"])
+        2.0, ["interests cocktails +2.0"])
 
 
 def test_no_interest_overlap_scores_nothing():
@@ -87,19 +88,39 @@ def test_no_interest_overlap_scores_nothing():
                        NOW) == (0.0, [])
 
 
-def test_crowd_interests_score_1_each_and_skip_interests_already_matched():
+def test_crowd_interests_score_half_each_and_skip_interests_already_matched():
     user = newcomer(interests=["jazz", "film"])
-    # jazz matches the category (3); film is shared with the guests (1); jazz is not counted twice.
+    # jazz matches the category (2); film is shared with the guests (0.5); jazz is not counted twice.
     score, parts = score_event(user, event(categories=["Jazz"], common_interests=["jazz", "film"]),
                                CAMPAIGN_NEWCOMER, NOW)
-    assert (score, parts) == (4.0, ["interests jazz +3.0", "guests share film +1.0"])
+    assert (score, parts) == (2.5, ["interests jazz +2.0", "guests share film +0.5"])
 
 
-def test_crowd_interests_are_capped_at_2():
+def test_crowd_interests_are_capped_at_1():
     user = newcomer(interests=["hiking", "yoga", "film", "jazz"])
     score, parts = score_event(user, event(common_interests=["hiking", "yoga", "film", "jazz"]),
                                CAMPAIGN_NEWCOMER, NOW)
-    assert (score, parts) == (2.0, ["guests share hiking, yoga, film, jazz +2.0"])
+    assert (score, parts) == (1.0, ["guests share hiking, yoga, film, jazz +1.0"])
+
+
+def test_friends_going_score_2_each_up_to_4():
+    user = newcomer(friends=["Maya Chen (3)", "Ben Ode (2)", "Cara Diaz (2)", "Finn Gray (2)"])
+    one = event(participant_names=["Maya Chen (Product Designer)", "Zed Roe (Chef)"])
+    assert score_event(user, one, CAMPAIGN_NEWCOMER, NOW) == (2.0, ["friends going: Maya Chen +2.0"])
+    three = event(participant_names=["Maya Chen (Designer)", "Ben Ode", "Cara Diaz (Architect)"])
+    assert score_event(user, three, CAMPAIGN_NEWCOMER, NOW) == (
+        4.0, ["friends going: Maya Chen, Ben Ode, Cara Diaz +4.0"])
+    # A guest who only shares a first name is not a friend.
+    assert score_event(user, event(participant_names=["Maya Lee"]), CAMPAIGN_NEWCOMER, NOW) == (0.0, [])
+
+
+@pytest.mark.parametrize("count, expected", [
+    (1, ["1 guest going +0.2"]), (6, ["6 guests going +1.2"]), (15, ["15 guests going +3.0"]),
+    (20, ["20 guests going +3.0"]),  # capped
+    (0, []),
+])
+def test_popularity_scores_0_2_per_guest_up_to_3(count, expected):
+    assert score_event(newcomer(), event(participant_count=count), CAMPAIGN_NEWCOMER, NOW)[1] == expected
 
 
 # --- Dietary conflicts ----------------------------------------------------------------------------------
@@ -185,13 +206,13 @@ def test_other_neighborhood_scores_nothing():
 ])
 def test_occupancy_fit_for_good_crowd_campaigns(campaign, count, capacity, expected):
     _, parts = score_event(newcomer(), event(participant_count=count, maxParticipants=capacity), campaign, NOW)
-    assert parts == expected
+    assert [part for part in parts if "guests going" not in part] == expected
 
 
 @pytest.mark.parametrize("low, expected", [(True, ["low occupancy, needs filling +1.5"]), (False, [])])
 def test_occupancy_fit_for_fill_the_table_is_the_low_occupancy_flag(low, expected):
     target = event(participant_count=1, maxParticipants=10, has_low_occupancy=low)
-    assert score_event(newcomer(), target, CAMPAIGN_FILL_TABLE, NOW)[1] == expected
+    assert score_event(newcomer(), target, CAMPAIGN_FILL_TABLE, NOW)[1] == expected + ["1 guest going +0.2"]
 
 
 @pytest.mark.parametrize("delta, expected", [
@@ -212,14 +233,14 @@ def test_reasoning_lists_parts_that_add_up_to_the_score():
     user = newcomer(interests=["jazz"], homeNeighborhood="Harlem")
     target = event(categories=["Jazz"], neighborhood="Harlem", participant_count=6, maxParticipants=10,
                    startDate=iso(NOW + timedelta(days=3)))
-    # 3 + 2 + 1.5 (60% full) + 0.9 = 7.4, confidence 74.
+    # 2 + 2 + 1.5 (60% full) + 1.2 (6 guests) + 0.9 = 7.6, confidence 76.
     assert offline_match(user, [target], NOW) == {
         "event_index": 0,
         "campaign": CAMPAIGN_NEWCOMER,
-        "reasoning": "Rule-based score 7.4 = interests jazz +3.0; in their home neighborhood Harlem +2.0; "
-                     "60% full, a good crowd for Seat The Newcomer +1.5; starts in 3 days +0.9. "
-                     "Campaign Seat The Newcomer: 0 past events, a newcomer (2 or fewer).",
-        "confidence": 74,
+        "reasoning": "Rule-based score 7.6 = interests jazz +2.0; in their home neighborhood Harlem +2.0; "
+                     "60% full, a good crowd for Seat The Newcomer +1.5; 6 guests going +1.2; "
+                     "starts in 3 days +0.9. Campaign Seat The Newcomer: 0 past events, a newcomer (2 or fewer).",
+        "confidence": 76,
     }
 
 
@@ -290,18 +311,18 @@ WELL_FILLED = event(has_low_occupancy=False)
 
 
 @pytest.mark.parametrize("user, target, expected", [
-    # 1. Newcomers stay newcomers, even dormant ones at a low-occupancy table.
-    (member(0, None), LOW, (CAMPAIGN_NEWCOMER, "0 past events, a newcomer (2 or fewer)")),
-    (member(2, 90, True), LOW, (CAMPAIGN_NEWCOMER, "2 past events, a newcomer (2 or fewer)")),
-    (newcomer(event_count=None), WELL_FILLED, (CAMPAIGN_NEWCOMER, "0 past events, a newcomer (2 or fewer)")),
-    # 2. Anyone else at a low-occupancy table fills it, dormant or not.
-    (member(3, 45), LOW, (CAMPAIGN_FILL_TABLE, "the event has low occupancy")),
-    (member(5, 10), LOW, (CAMPAIGN_FILL_TABLE, "the event has low occupancy")),
-    # 3. Dormant members at a well-filled table return.
-    (member(3, 31), WELL_FILLED, (CAMPAIGN_RETURN, "31 days since their last event")),
+    # 1. Lapsed members return, even those who came only once or twice, even at a low-occupancy table.
+    (member(2, 90, True), LOW, (CAMPAIGN_RETURN, "90 days since their last event")),
+    (member(1, 31), WELL_FILLED, (CAMPAIGN_RETURN, "31 days since their last event")),
+    (member(3, 45), LOW, (CAMPAIGN_RETURN, "45 days since their last event")),
     (member(5, 70, True), WELL_FILLED, (CAMPAIGN_RETURN, "70 days since their last event")),
     (member(4, None, True), WELL_FILLED, (CAMPAIGN_RETURN, "no event in the last 60 days")),
-    # 4. Active regulars (last event 30 days ago or less) are asked to fill a table.
+    # 2. Newcomers: none yet, or 1-2 recent events, whatever the table.
+    (member(0, None), LOW, (CAMPAIGN_NEWCOMER, "0 past events, a newcomer (2 or fewer)")),
+    (member(2, 30), LOW, (CAMPAIGN_NEWCOMER, "2 past events, a newcomer (2 or fewer)")),
+    (newcomer(event_count=None), WELL_FILLED, (CAMPAIGN_NEWCOMER, "0 past events, a newcomer (2 or fewer)")),
+    # 3. Active regulars (3+ events, the last 30 days ago or less) are asked to fill a table.
+    (member(5, 10), LOW, (CAMPAIGN_FILL_TABLE, "an active regular, and the event has low occupancy")),
     (member(3, 30), WELL_FILLED, (CAMPAIGN_FILL_TABLE, "an active regular, asked to help fill a table")),
 ])
 def test_campaign_precedence(user, target, expected):
@@ -309,7 +330,8 @@ def test_campaign_precedence(user, target, expected):
 
 
 @pytest.mark.parametrize("user, expected", [
-    (member(2, 200, True), CAMPAIGN_NEWCOMER),
+    (member(2, 200, True), CAMPAIGN_RETURN),
+    (member(2, 12), CAMPAIGN_NEWCOMER),
     (member(3, 31), CAMPAIGN_RETURN),
     (member(3, 30), CAMPAIGN_FILL_TABLE),
 ])
@@ -317,12 +339,12 @@ def test_scoring_campaign_comes_from_the_profile(user, expected):
     assert user_campaign(user) == expected
 
 
-def test_a_dormant_member_matched_to_a_low_occupancy_event_gets_fill_the_table():
+def test_a_lapsed_member_matched_to_a_low_occupancy_event_is_asked_back():
     user = member(4, 45) | {"interests": ["jazz"]}
     low = event(categories=["Jazz"], participant_count=1, maxParticipants=10, has_low_occupancy=True)
     match = offline_match(user, [low], NOW)
-    assert match["campaign"] == CAMPAIGN_FILL_TABLE
-    assert match["reasoning"].endswith("Campaign Fill the Table: the event has low occupancy.")
+    assert match["campaign"] == CAMPAIGN_RETURN
+    assert match["reasoning"].endswith("Campaign Return to Table: 45 days since their last event.")
 
 
 def test_an_active_regular_prefers_the_low_occupancy_event():
@@ -381,24 +403,78 @@ def test_describe_when_without_a_date(start):
 # --- Message parts --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("count, capacity, expected", [
-    (9, 12, "only 3 seats left"),
-    (7, 12, "only 5 seats left"),
-    (6, 12, "6 seats left"),  # more than 5 left: no "only"
-    (2, 20, "18 seats left"),
-    (11, 12, "only 1 seat left"),
-    (12, 12, "limited seats"),  # full: never "0 seats"
-    (3, None, "limited seats"),
+    (9, 12, ": only 3 seats left"),
+    (7, 12, ": only 5 seats left"),
+    (3, 6, ": only 3 seats left"),  # 50% full: scarce
+    (11, 12, ": only 1 seat left"),
+    (6, 12, ""),  # more than 5 left: no scarcity claimed
+    (2, 20, ""),
+    (0, 8, ""),  # "8 seats left" of an 8-seat table is no scarcity
+    (2, 6, ""),  # 4 left but only a third full
+    (12, 12, ""),  # full: never "0 seats"
+    (3, None, ""),
 ])
-def test_seats_phrase(count, capacity, expected):
+def test_seats_phrase_only_when_seats_are_scarce(count, capacity, expected):
     assert seats_phrase({"participant_count": count, "maxParticipants": capacity}) == expected
 
 
-@pytest.mark.parametrize("count, expected", [
-    (0, "Be the first to join."), (1, "1 person is going."), (12, "12 people are going."),
-    (None, "Be the first to join."),
+@pytest.mark.parametrize("count, capacity, expected", [
+    (0, 10, ""), (None, 10, ""),  # never "Be the first to join"
+    (1, 2, ""),  # never "1 person is going", even at 50%
+    (2, 10, ""),  # 2 of 10 is no crowd
+    (2, 4, " 2 people are going."),  # half full
+    (3, 20, " 3 people are going."),
+    (12, None, " 12 people are going."),
 ])
-def test_social_proof(count, expected):
-    assert social_proof({"participant_count": count}) == expected
+def test_social_proof_only_when_it_helps(count, capacity, expected):
+    assert social_proof({"participant_count": count, "maxParticipants": capacity}) == expected
+
+
+@pytest.mark.parametrize("user, campaign, expected", [
+    # Return to Table: their last event (newest first), if short enough.
+    ({"historical_event_names": ["Pasta Night", "Jazz Supper"], "interests": ["jazz"]}, CAMPAIGN_RETURN,
+     PersonalHook(" since Pasta Night", "")),
+    # ... else an interest the event matches, as for the other campaigns.
+    ({"historical_event_names": ["Georgian Supra in Brooklyn Heights"], "interests": ["jazz", "Live Music"]},
+     CAMPAIGN_RETURN, PersonalHook("", " Made for live music lovers.")),
+    ({"historical_event_names": ["Pasta Night"], "interests": ["hiking", "live music"]}, CAMPAIGN_NEWCOMER,
+     PersonalHook("", " Made for live music lovers.")),
+    # Nothing true to say: no hook.
+    ({"historical_event_names": [], "interests": ["hiking"]}, CAMPAIGN_FILL_TABLE, NO_HOOK),
+    ({}, CAMPAIGN_RETURN, NO_HOOK),
+])
+def test_personal_hook_is_one_true_thing(user, campaign, expected):
+    target = event(categories=["Dinner", "Music"], features=["Live music"])
+    assert personal_hook(user, target, campaign) == expected
+
+
+def test_no_template_promises_a_seat():
+    texts = [t for group in TEMPLATES.values() for t in group] + list(FALLBACK_TEMPLATES.values())
+    for text in texts:
+        assert not re.search(r"seat (awaits|is waiting)|be the first|person is going", text, re.IGNORECASE), text
+
+
+def test_return_message_names_the_last_event_and_others_an_interest():
+    target = event(name="Jazz Night", categories=["Music"], features=["Live music"], neighborhood="Harlem",
+                   participant_count=2, maxParticipants=10, startDate="2026-11-28T00:00:00Z")
+    back = member(3, 90, True) | {"id": "u1", "historical_event_names": ["Pasta Night"], "interests": ["jazz"]}
+    text = offline_message(back, target, CAMPAIGN_RETURN, NOW, NEW_YORK, "Ana", LINK)
+    assert "since Pasta Night!" in text and "lovers" not in text
+    fresh = newcomer(id="u1", interests=["live music"])
+    text = offline_message(fresh, target, CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "Ana", LINK)
+    assert "Made for live music lovers." in text
+    # 2 of 10 going: no social proof, and no seat count.
+    assert "going" not in text and "left" not in text
+
+
+def test_hook_and_proof_are_dropped_before_the_event_name_is_cut():
+    # The whole name fits only without the optional parts: they go, the name stays whole.
+    target = event(name="Late-Night Ceviche & Pisco Night", categories=["Music"], neighborhood="Washington Heights",
+                   participant_count=18, maxParticipants=20, startDate="2026-12-31T03:30:00Z")
+    user = newcomer(id="u1", interests=["music"])
+    text = offline_message(user, target, CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "Maximiliano", LINK)
+    assert "Late-Night Ceviche & Pisco Night" in text
+    assert len(finish(text)) <= 180 and check_message(finish(text), first_name="Maximiliano", link=LINK) == []
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -440,8 +516,8 @@ def test_every_template_starts_with_a_greeting_and_ends_with_a_call_to_action():
 @pytest.mark.parametrize("campaign", CAMPAIGNS)
 def test_every_template_passes_check_message_with_a_long_link_and_a_long_first_name(campaign):
     # Worst realistic values: an 11-letter name, the longest day-and-time, two-digit counts.
-    values = {"first": "Maximiliano", "when": "Wed Dec 30 at 10:30pm", "proof": "12 people are going.",
-              "seats": "only 3 seats left"}
+    values = {"first": "Maximiliano", "when": "Wed Dec 30 at 10:30pm", "proof": " 12 people are going.",
+              "seats": ": only 3 seats left", "hook": "", "since": ""}
     for template in TEMPLATES[campaign]:
         text = template.format(**values, event="Ethiopian Feast", where="")
         assert check_message(finish(text), first_name="Maximiliano", link=LINK) == [], text
@@ -458,7 +534,8 @@ def fill_event(**fields) -> dict:
 
 @pytest.mark.parametrize("campaign", CAMPAIGNS)
 def test_each_template_with_a_long_event_name_is_shortened_and_passes(campaign):
-    openings = {template.split("{event}")[0].format(first="Maximiliano") for template in TEMPLATES[campaign]}
+    openings = {template.split("{event}")[0].format(first="Maximiliano", since="")
+                for template in TEMPLATES[campaign]}
     full = fill_event()["name"]
     used = set()
     for number in range(40):  # enough members for the rotation to start at every template
@@ -479,7 +556,7 @@ def test_message_prefers_the_whole_name_with_the_neighborhood():
     text = offline_message({"id": "u1"}, target, CAMPAIGN_FILL_TABLE, NOW, NEW_YORK, "Ana", LINK)
     # Friday 19:00 EST is 2 days ahead; 3 seats left; 9 going.
     assert "Jazz Night" in text and "Fri at 7pm in Harlem" in text
-    assert "only 3 seats left" in text and "9 people are going." in text
+    assert ": only 3 seats left" in text and "9 people are going." in text
     assert text.startswith(("Hi Ana", "Hey Ana"))
 
 
@@ -511,7 +588,7 @@ def test_caps_event_name_and_first_name_are_calmed(first, greeted):
 def test_an_event_name_that_breaks_a_rule_is_left_out(name):
     target = event(name=name, neighborhood="Harlem", startDate="2026-11-28T00:00:00Z")
     text = offline_message({"id": "u1"}, target, CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "Ana", LINK)
-    assert text == "Hi Ana! A seat is waiting for you Fri at 7pm in Harlem. Be the first to join. Join us:"
+    assert text == "Hi Ana! Come meet new people at our table Fri at 7pm in Harlem. Join us:"
     assert check_message(finish(text), first_name="Ana", link=LINK) == []
 
 
@@ -523,8 +600,9 @@ def test_no_first_name_greets_there(campaign):
 
 
 def test_message_rotation_is_stable_per_member():
-    texts = {offline_message({"id": "u42"}, fill_event(), CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "Ana", LINK)
-             for _ in range(3)}
+    # A short name, so that the member's own template fits with it whole.
+    texts = {offline_message({"id": "u42"}, fill_event(name="Jazz Night"), CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "Ana",
+                             LINK) for _ in range(3)}
     assert len(texts) == 1
     # The rotation hashes the id with SHA-256, not hash(), so it survives PYTHONHASHSEED.
     first = int(hashlib.sha256(b"u42").hexdigest(), 16) % 3
@@ -533,7 +611,7 @@ def test_message_rotation_is_stable_per_member():
 
 
 def test_version_is_recorded():
-    assert OFFLINE_ENGINE_VERSION == "offline-rules-v1"
+    assert OFFLINE_ENGINE_VERSION == "offline-rules-v2"
 
 
 # --- Generated sample data: every member gets a compliant message ---------------------------------------
@@ -603,3 +681,27 @@ def test_generated_run_is_deterministic(enriched_sample):
     first = run_engine(users, events)
     again = run_engine([json.loads(json.dumps(user)) for user in users], [json.loads(json.dumps(e)) for e in events])
     assert first == again
+
+
+# --- rank_events: the ranked list behind offline_match and the backtest's offline ranker ---------------
+
+def test_rank_events_orders_by_score_then_start_then_position():
+    user = newcomer(interests=["jazz"])
+    soon = iso(NOW + timedelta(days=40))  # beyond the "soon" horizon: no timing points
+    later = iso(NOW + timedelta(days=50))
+    catalog = [event(name="A", startDate=later), event(name="B", categories=["Jazz"], startDate=later),
+               event(name="C", startDate=soon), event(name="D", startDate=soon)]
+    ranked = rank_events(user, catalog, NOW)
+    # B scores 2; C and D tie at 0 and start sooner than A; C comes before D in the list.
+    assert [index for index, _, _ in ranked] == [1, 2, 3, 0]
+    assert ranked[0][1:] == (2.0, ["interests jazz +2.0"])
+    assert offline_match(user, catalog, NOW)["event_index"] == ranked[0][0]
+
+
+def test_rank_events_can_keep_full_events_for_the_backtest():
+    full = event(name="Full", categories=["Jazz"], participant_count=8, maxParticipants=8,
+                 startDate=iso(NOW + timedelta(days=2)))
+    open_table = event(name="Open", startDate=iso(NOW + timedelta(days=2)))
+    user = newcomer(interests=["jazz"])
+    assert [index for index, _, _ in rank_events(user, [full, open_table], NOW)] == [1]
+    assert [index for index, _, _ in rank_events(user, [full, open_table], NOW, bookable_only=False)] == [0, 1]

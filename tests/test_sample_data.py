@@ -1,6 +1,7 @@
 """Tests for the sample-data generator: determinism, schema, realism, and the dirt ratio."""
 
 import os
+import random
 import re
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from utils.dates import calculate_age, parse_iso_date, parse_now
 from utils.jsonio import load_json_list, normalize_extended_json
 from utils.paths import EVENTS_FILE, MESSAGES_FILE, PROJ_ROOT, USERS_FILE
 from utils.sample_data import (
-    EVENT_DIRT_KINDS, USER_DIRT_KINDS, default_now, generate_dataset, main, write_dataset,
+    EVENT_DIRT_KINDS, TAG_INTERESTS, USER_DIRT_KINDS, attendance_signal, default_now, generate_dataset, main,
+    write_dataset,
 )
 
 NOW = parse_now("2026-01-15T00:00:00Z")
@@ -287,6 +289,48 @@ def test_friends_attend_together(dataset):
     # Chance alone pairs regulars up now and then; friend groups make some pairs inseparable.
     assert sum(1 for shared in pairs.values() if shared >= 8) >= 4
     assert max(pairs.values()) >= 12
+
+
+def test_attendance_follows_interests_and_neighborhoods(dataset):
+    """RSVPs share an interest with the event, and sit near home or work, far more often than chance."""
+    users = clean(dataset, "users")
+    past = [e for e in clean(dataset, "events") if e["startDate"] < NOW_ISO]
+    rsvps = [(dataset["users"][index], event) for event, attendees in zip(past, attendance(dataset, past))
+             for index in attendees]
+    usable = [(user, event) for user, event in rsvps if isinstance(user.get("interests"), list)]
+    assert len(usable) > 1000
+
+    def related(user, event):
+        tags = list(event["categories"]) + list(event["features"])
+        return bool({i for tag in tags for i in TAG_INTERESTS.get(tag, ())} & set(user["interests"]))
+
+    def near(user, event):
+        return event["neighborhood"] in (user.get("homeNeighborhood"), user.get("workNeighborhood"))
+
+    rng = random.Random(1)
+    members = [user for user in users if isinstance(user.get("interests"), list)]
+    shuffled = [(rng.choice(members), event) for _, event in usable]
+    share = lambda test, pairs: sum(test(user, event) for user, event in pairs) / len(pairs)  # noqa: E731
+    assert share(related, usable) >= share(related, shuffled) + 0.10
+    assert share(near, usable) >= 1.5 * share(near, shuffled)
+
+
+def test_attendance_signal_counts_by_hand():
+    ana = {"email": "ana@example.com", "interests": ["jazz"], "homeNeighborhood": "Harlem"}
+    ben = {"email": "ben@example.com", "interests": ["hiking"], "homeNeighborhood": "SoHo"}
+    events = [
+        {"name": "Ramen Night", "startDate": "2025-01-01T00:00:00.000Z", "categories": ["Music"], "features": [],
+         "neighborhood": "Harlem", "participants": ["ANA@example.com ", "ben@example.com", "guest@example.net"]},
+        {"name": "Cozy Ramen Night", "startDate": "2025-02-01T00:00:00.000Z", "categories": ["Dinner"],
+         "features": [], "neighborhood": "SoHo", "participants": ["ana@example.com"]},
+    ]
+    signal = attendance_signal({"users": [ana, ben], "events": events})
+    # 3 member RSVPs (the guest is not a member): Ana-jazz/Music related and in Harlem; Ben neither;
+    # Ana again at a second Ramen Night: a repeat concept, unrelated (Dinner draws "food"), not near.
+    assert signal["rsvps"] == 3
+    assert signal["related_interest"] == round(1 / 3, 3)
+    assert signal["near"] == round(1 / 3, 3)
+    assert signal["repeat_concept"] == round(1 / 3, 3)
 
 
 def test_participants_signed_up_before_the_event(dataset):

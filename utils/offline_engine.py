@@ -4,17 +4,19 @@ Used by `step5_match_message.py --offline` for demos, dry runs and first contact
 decides a match is a named constant below, and every match's reasoning lists the parts of its score.
 docs/offline-engine.md explains the rules to growth and ops users; keep the two in step.
 
-Campaign precedence (the spec's three rules overlap, so the first that applies wins):
+Campaign precedence (the spec's three rules overlap, so the first that applies wins; the Claude
+matching prompt should state the same order; docs/offline-engine.md explains it):
 
-1. "Seat The Newcomer": the member has attended 2 events or fewer, whatever the event.
-2. "Fill the Table": the chosen event has low occupancy (the spec: "any user matched to an event
-   with has_low_occupancy"), so a dormant member matched to an emptyish table gets this one.
-3. "Return to Table": 31+ days since the member's last event, or not in the last 60 days.
-4. "Fill the Table" again, for active regulars (3+ events, the last one within 30 days), whom no
-   spec rule covers: driving RSVPs to tables that need people is the job we give regulars.
+1. "Return to Table": the member has been to at least one event, and the last was 31+ days ago (or
+   they have not come in 60 days). A lapsed member who came once or twice is not a newcomer: the
+   message that fits is "we've missed you", with the event they came to.
+2. "Seat The Newcomer": 2 events or fewer (none yet, or 1-2 recent ones).
+3. "Fill the Table": everyone else, the active regulars (3+ events, the last within 30 days), whom we
+   ask to help fill tables; their scoring favours tables flagged `has_low_occupancy`. The spec's "any
+   user matched to a low-occupancy event" therefore applies to regulars only: a lapsed member is asked
+   back, not asked for a favour, and a newcomer is welcomed.
 
-Matching scores each event with the occupancy preference of the member's own campaign (rules 1, 3
-and 4, see `user_campaign`); rule 2 can then only change the campaign of a dormant member.
+The campaign depends on the member alone, so one campaign scores all of a member's events.
 """
 
 import hashlib
@@ -32,22 +34,26 @@ from utils.rules import (
 from utils.sms import CAPS_ALLOWLIST, check_message, normalize_gsm
 
 #: Recorded as the record's `model`, and part of its fingerprint: bump it when the rules change.
-OFFLINE_ENGINE_VERSION = "offline-rules-v1"
+OFFLINE_ENGINE_VERSION = "offline-rules-v2"
 
 # --- Score weights (docs/offline-engine.md has the same table) ------------------------------------
 
-INTEREST_CATEGORY_POINTS = 3.0   # per member interest matching an event category or feature
-INTEREST_CROWD_POINTS = 1.0      # per other member interest shared by the people already going ...
-INTEREST_CROWD_MAX_POINTS = 2.0  # ... up to this, so the crowd never outweighs one direct interest match
-# Per dietary restriction the event clashes with: one clash outweighs two matching interests,
+INTEREST_CATEGORY_POINTS = 2.0   # per member interest matching an event category or feature
+INTEREST_CROWD_POINTS = 0.5      # per other member interest shared by the people already going ...
+INTEREST_CROWD_MAX_POINTS = 1.0  # ... up to this, so the crowd never outweighs one direct interest match
+# Per dietary restriction the event clashes with: one clash cancels three matching interests,
 # because sending someone with a shellfish allergy to an oyster night is worse than a dull match.
 DIETARY_CONFLICT_PENALTY = -6.0
 HOME_NEIGHBORHOOD_POINTS = 2.0
 WORK_NEIGHBORHOOD_POINTS = 1.5
 OCCUPANCY_FIT_POINTS = 1.5       # the event's fill level is what the member's campaign prefers
+FRIEND_POINTS = 2.0              # per friend of theirs (step 3's `friends`) among the guests ...
+FRIEND_MAX_POINTS = 4.0          # ... up to this: people come back with the people they came with
+POPULARITY_POINTS = 0.2          # per guest already going ...
+POPULARITY_MAX_POINTS = 3.0      # ... up to this (15 guests): a table people choose is a safer bet
 SOON_MAX_POINTS = 1.0            # an event starting now scores 1, falling linearly to 0 at SOON_HORIZON_DAYS
 SOON_HORIZON_DAYS = 30
-#: The score at which confidence reaches its cap; a strong match (two interests, home, fit) scores ~10.
+#: The score at which confidence reaches its cap; a strong match (two interests, home, fit, a friend) ~11.
 CONFIDENT_SCORE = 10.0
 #: Confidence is never shown as certain (nor as zero): rules are a rough guide.
 MIN_CONFIDENCE, MAX_CONFIDENCE = 5, 95
@@ -107,8 +113,16 @@ DIETARY_RULES = (
 
 #: The most characters an SMS may have, link included (check_message's default, the spec's limit).
 MAX_SMS_CHARS = 180
-#: "only 3 seats left" at or below this many; a plain "9 seats left" above it (no false scarcity).
+#: Seats are scarce (and said so: "only 3 seats left") at or below this many free seats ...
 FEW_SEATS = 5
+#: ... and only when at least this share of the table is taken ("8 seats left" of 8 is no scarcity).
+SCARCE_MIN_FILL = 0.5
+#: Social proof ("6 people are going.") only when it helps: at least this many going ...
+PROOF_MIN_GOING = 3
+#: ... or the table at least this full (with 2 or more going: never "1 person is going").
+PROOF_MIN_FILL = 0.5
+#: A personal hook's interest or past event name is left out when longer than this.
+MAX_HOOK_TEXT_CHARS = 28
 #: A shortened event name keeps at least this many characters (with the "..."), else it is left out.
 MIN_EVENT_NAME_CHARS = 12
 #: Who the message greets when the member has no first name.
@@ -117,34 +131,37 @@ NO_NAME_GREETING = "there"
 #: Message templates per campaign. Newcomers may have been to 2 events, so none says "your first".
 #: The member-specific rotation decides which is tried first.
 #: Every template starts "Hi/Hey {first}" (so "Hi there" works without a name) and ends with a call to
-#: action and a colon, before which step 5 appends the booking link. {where} is " in <neighborhood>"
-#: or "" (it is dropped first when a message runs long); {seats} is e.g. "only 3 seats left".
-#: They are short on purpose: the booking link takes 61 of the 180 characters, and each template must
-#: fit an 11-letter first name, a 15-letter event name and the longest day and time.
+#: action and a colon, before which step 5 appends the booking link. The optional parts are filled
+#: with "" when they do not apply (and are dropped, in this order, when a message runs long):
+#: {where} " in <neighborhood>"; {proof} " 6 people are going." (see `social_proof`); {hook} one
+#: true personal line and {since} " since <their last event>" (see `personal_hook`; at most one of the
+#: two is filled). {seats} is ": only 3 seats left" when seats are scarce.
+#: No template promises a seat ("your seat awaits"): invitations can outnumber free seats.
+#: They are short on purpose: the booking link takes 61 of the 180 characters.
 TEMPLATES = {
     CAMPAIGN_NEWCOMER: (
-        "Hi {first}! Your seat awaits: {event}, {when}{where}. {proof} Join us:",
-        "Hey {first}, new faces welcome! {event}, {when}{where}. {proof} Save a seat:",
-        "Hi {first}! Come meet great people at {event}, {when}{where}. {proof} Join us:",
+        "Hi {first}! Come meet new people at {event}, {when}{where}.{hook}{proof} Join us:",
+        "Hey {first}, new faces welcome at {event}, {when}{where}.{hook}{proof} Save a seat:",
+        "Hi {first}! Meet the table at {event}, {when}{where}.{hook}{proof} Join us:",
     ),
     CAMPAIGN_FILL_TABLE: (
-        "Hi {first}! {event} {when}{where}: {seats}. {proof} Grab yours:",
-        "Hey {first}! Help fill {event}, {when}{where}: {seats}. {proof} Join in:",
-        "Hi {first}! Don't miss {event} {when}{where}, {seats}. {proof} Take one:",
+        "Hi {first}! {event} {when}{where}{seats}.{hook}{proof} Grab a seat:",
+        "Hey {first}! Join us at {event}, {when}{where}{seats}.{hook}{proof} Join in:",
+        "Hi {first}! Don't miss {event} {when}{where}{seats}.{hook}{proof} Take a seat:",
     ),
     CAMPAIGN_RETURN: (
-        "Hey {first}, we've missed you! {event} is {when}{where}. {proof} Come back:",
-        "Hi {first}, been a while! Join us at {event}, {when}{where}. {proof} Save a seat:",
-        "Hi {first}! Time for a reunion: {event}, {when}{where}. {proof} Come back:",
+        "Hey {first}, we've missed you{since}! {event} is {when}{where}.{hook}{proof} Come back:",
+        "Hi {first}, been a while{since}! Join us at {event}, {when}{where}.{hook}{proof} Save a seat:",
+        "Hi {first}, we miss you{since}! Reunion time: {event}, {when}{where}.{hook}{proof} Come back:",
     ),
 }
 
 #: The last resort per campaign, without the event's name: used when no template fits 180 characters
 #: even with the name shortened, or when the name itself breaks a rule (a link, "BYOB", "!!!" ...).
 FALLBACK_TEMPLATES = {
-    CAMPAIGN_NEWCOMER: "Hi {first}! A seat is waiting for you {when}{where}. {proof} Join us:",
-    CAMPAIGN_FILL_TABLE: "Hi {first}! A table {when}{where} has {seats}. {proof} Grab yours:",
-    CAMPAIGN_RETURN: "Hey {first}, we've missed you! Your seat is waiting {when}{where}. {proof} Come back:",
+    CAMPAIGN_NEWCOMER: "Hi {first}! Come meet new people at our table {when}{where}.{proof} Join us:",
+    CAMPAIGN_FILL_TABLE: "Hi {first}! Join our table {when}{where}{seats}.{proof} Grab a seat:",
+    CAMPAIGN_RETURN: "Hey {first}, we've missed you! Join our table {when}{where}.{proof} Come back:",
 }
 
 _WEEKDAYS = tuple(name[:3] for name in WEEKDAY_NAMES)
@@ -167,19 +184,20 @@ def _event_count(user: dict) -> int:
 
 
 def user_campaign(user: dict) -> str:
-    """The campaign the member's profile points to, whose occupancy preference scores their events.
+    """The member's campaign, by the precedence in the module docstring.
 
     Args:
         user: An enriched user (`event_count`, `days_since_last_event`, `hasnt_attended_in_60_days`).
 
     Returns:
-        "Seat The Newcomer" (2 events or fewer; a missing count counts as 0), else "Return to Table"
-        (31+ days since the last event, or dormant 60+), else "Fill the Table" (active regulars).
+        "Return to Table" (1+ events, the last 31+ days ago or none in 60 days), else "Seat The
+        Newcomer" (2 events or fewer; a missing count counts as 0), else "Fill the Table".
     """
-    if is_newcomer(_event_count(user)):
-        return CAMPAIGN_NEWCOMER
-    if is_return_candidate(user.get("days_since_last_event"), user.get("hasnt_attended_in_60_days")):
+    count = _event_count(user)
+    if count > 0 and is_return_candidate(user.get("days_since_last_event"), user.get("hasnt_attended_in_60_days")):
         return CAMPAIGN_RETURN
+    if is_newcomer(count):
+        return CAMPAIGN_NEWCOMER
     return CAMPAIGN_FILL_TABLE
 
 
@@ -188,22 +206,23 @@ def choose_campaign(user: dict, event: dict) -> tuple[str, str]:
 
     Args:
         user: An enriched user.
-        event: The event chosen for them.
+        event: The event chosen for them (the precedence no longer depends on it; kept for callers).
 
     Returns:
-        (campaign, reason), e.g. ("Fill the Table", "the event has low occupancy").
+        (campaign, reason), e.g. ("Return to Table", "128 days since their last event").
     """
+    campaign = user_campaign(user)
     count = _event_count(user)
-    if is_newcomer(count):
-        return CAMPAIGN_NEWCOMER, f"{_plural(count, 'past event')}, a newcomer ({NEWCOMER_MAX_EVENTS} or fewer)"
-    if event.get("has_low_occupancy") is True:
-        return CAMPAIGN_FILL_TABLE, "the event has low occupancy"
-    if is_return_candidate(user.get("days_since_last_event"), user.get("hasnt_attended_in_60_days")):
+    if campaign == CAMPAIGN_RETURN:
         days = user.get("days_since_last_event")
         if isinstance(days, int) and days >= RETURN_MIN_DAYS:
-            return CAMPAIGN_RETURN, f"{days} days since their last event"
-        return CAMPAIGN_RETURN, "no event in the last 60 days"
-    return CAMPAIGN_FILL_TABLE, "an active regular, asked to help fill a table"
+            return campaign, f"{days} days since their last event"
+        return campaign, "no event in the last 60 days"
+    if campaign == CAMPAIGN_NEWCOMER:
+        return campaign, f"{_plural(count, 'past event')}, a newcomer ({NEWCOMER_MAX_EVENTS} or fewer)"
+    if event.get("has_low_occupancy") is True:
+        return campaign, "an active regular, and the event has low occupancy"
+    return campaign, "an active regular, asked to help fill a table"
 
 
 # --- Scoring --------------------------------------------------------------------------------------------
@@ -290,6 +309,17 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _name_before_bracket(entry: str) -> str:
+    # "Maya Chen (3)" and "Maya Chen (Product Designer)" both name Maya Chen.
+    return entry.split(" (", 1)[0].strip().lower()
+
+
+def _friends_going(user: dict, event: dict) -> list[str]:
+    """The member's friends (step 3's "First Last (shared events)") among the event's guest names."""
+    guests = {_name_before_bracket(name) for name in text_list(event.get("participant_names"))}
+    return [name.split(" (", 1)[0] for name in text_list(user.get("friends")) if _name_before_bracket(name) in guests]
+
+
 def score_event(user: dict, event: dict, campaign: str, now: datetime) -> tuple[float, list[str]]:
     """Score one event for one member.
 
@@ -330,6 +360,13 @@ def score_event(user: dict, event: dict, campaign: str, now: datetime) -> tuple[
         low, high = PREFERRED_FILL[campaign]
         if ratio is not None and low <= ratio <= high:
             parts.append((OCCUPANCY_FIT_POINTS, f"{ratio:.0%} full, a good crowd for {campaign}"))
+    friends = _friends_going(user, event)
+    if friends:
+        parts.append((min(FRIEND_POINTS * len(friends), FRIEND_MAX_POINTS), f"friends going: {', '.join(friends)}"))
+    going = event.get("participant_count")
+    if _is_number(going) and going > 0:
+        parts.append((round(min(POPULARITY_POINTS * going, POPULARITY_MAX_POINTS), 1),
+                      f"{_plural(int(going), 'guest')} going"))
     start = parse_iso_date(event.get("startDate"))
     if start is not None and start > now:
         days_away = (start - now).total_seconds() / 86400
@@ -343,6 +380,37 @@ def score_event(user: dict, event: dict, campaign: str, now: datetime) -> tuple[
 def confidence_from_score(score: float) -> int:
     """The match confidence: 10 points per score point, kept within [MIN_CONFIDENCE, MAX_CONFIDENCE]."""
     return max(MIN_CONFIDENCE, min(MAX_CONFIDENCE, round(100 * score / CONFIDENT_SCORE)))
+
+
+def rank_events(user: dict, events: list[dict], now: datetime, *,
+                bookable_only: bool = True) -> list[tuple[int, float, list[str]]]:
+    """Every candidate event for a member, best first, with its score and the score's parts.
+
+    Ties go to the event that starts sooner, then to the earlier one in `events`, so the order depends
+    only on the inputs. Events are scored with `user_campaign`'s occupancy preference.
+
+    Args:
+        user: An enriched user.
+        events: The enriched events (the catalog).
+        now: The run's reference time.
+        bookable_only: Leave out events that have started or are full (unless every event is); the
+            backtest turns this off, because its participant lists are final.
+
+    Returns:
+        (index in `events`, score, parts) tuples, best first.
+    """
+    candidates = range(len(events))
+    if bookable_only:
+        candidates = [index for index in candidates if is_bookable(events[index], now)] or candidates
+    scoring_campaign = user_campaign(user)
+    ranked = []
+    for index in candidates:
+        event = events[index]
+        score, parts = score_event(user, event, scoring_campaign, now)
+        start = parse_iso_date(event.get("startDate"))
+        ranked.append(((-score, start.timestamp() if start else float("inf"), index), index, score, parts))
+    ranked.sort(key=lambda item: item[0])
+    return [(index, score, parts) for _, index, score, parts in ranked]
 
 
 def is_bookable(event: dict, now: datetime) -> bool:
@@ -376,17 +444,7 @@ def offline_match(user: dict, events: list[dict], now: datetime) -> dict:
     """
     if not events:
         raise ValueError("offline_match needs at least one event")
-    candidates = [index for index, event in enumerate(events) if is_bookable(event, now)] or range(len(events))
-    scoring_campaign = user_campaign(user)
-    best: Optional[tuple] = None
-    for index in candidates:
-        event = events[index]
-        score, parts = score_event(user, event, scoring_campaign, now)
-        start = parse_iso_date(event.get("startDate"))
-        key = (-score, start.timestamp() if start else float("inf"), index)
-        if best is None or key < best[0]:
-            best = (key, index, score, parts)
-    _, index, score, parts = best
+    index, score, parts = rank_events(user, events, now)[0]
     campaign, why = choose_campaign(user, events[index])
     explanation = "; ".join(parts) if parts else "no strong signal, the soonest bookable event"
     return {
@@ -485,20 +543,64 @@ def shorten(text: str, max_chars: int) -> Optional[str]:
 
 
 def social_proof(event: dict) -> str:
-    """"12 people are going.", "1 person is going." or, for an empty table, "Be the first to join."."""
+    """" 6 people are going." when that helps (PROOF_MIN_GOING going, or PROOF_MIN_FILL full with 2+), else ""."""
     count = event.get("participant_count")
-    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
-        return "Be the first to join."
-    return "1 person is going." if count == 1 else f"{count} people are going."
+    if not isinstance(count, int) or isinstance(count, bool) or count < 2:
+        return ""
+    ratio = fill_ratio(event)
+    if count >= PROOF_MIN_GOING or (ratio is not None and ratio >= PROOF_MIN_FILL):
+        return f" {count} people are going."
+    return ""
 
 
 def seats_phrase(event: dict) -> str:
-    """"only 3 seats left" (FEW_SEATS or fewer), "9 seats left", or "limited seats" when unknown or full."""
+    """": only 3 seats left" when seats are scarce (FEW_SEATS or fewer, the table SCARCE_MIN_FILL full), else ""."""
     left = seats_left(event)
-    if not left:
-        return "limited seats"
-    phrase = "1 seat left" if left == 1 else f"{left} seats left"
-    return f"only {phrase}" if left <= FEW_SEATS else phrase
+    ratio = fill_ratio(event)
+    if not left or left > FEW_SEATS or ratio is None or ratio < SCARCE_MIN_FILL:
+        return ""
+    return f": only {_plural(left, 'seat')} left"
+
+
+def _hook_text(value: str) -> Optional[str]:
+    text = sms_text(value)
+    return text if text and len(text) <= MAX_HOOK_TEXT_CHARS else None
+
+
+class PersonalHook(NamedTuple):
+    """The one true personal touch of a message; at most one field is not ""."""
+
+    since: str   # " since Pasta Night": their last event, in Return to Table's "we've missed you{since}!"
+    line: str    # " Made for jazz lovers.": an interest of theirs that the event matches
+
+
+NO_HOOK = PersonalHook("", "")
+
+
+def personal_hook(user: dict, event: dict, campaign: str) -> PersonalHook:
+    """One true personal hook: the member's last event (Return to Table), else an interest the event matches.
+
+    Args:
+        user: An enriched user (`historical_event_names`, newest first, and `interests`).
+        event: The chosen event (`categories`, `features`).
+        campaign: The match's campaign.
+
+    Returns:
+        PersonalHook(" since Pasta Night", "") or PersonalHook("", " Made for jazz lovers."), or
+        NO_HOOK when nothing true and short enough (MAX_HOOK_TEXT_CHARS) applies.
+    """
+    if campaign == CAMPAIGN_RETURN:
+        names = text_list(user.get("historical_event_names"))
+        last = _hook_text(names[0]) if names else None
+        if last is not None:
+            return PersonalHook(f" since {last}", "")
+    tags = text_list(event.get("categories")) + text_list(event.get("features"))
+    for interest in text_list(user.get("interests")):
+        if any(same_interest(interest, tag) for tag in tags):
+            text = _hook_text(interest)
+            if text is not None:
+                return PersonalHook("", f" Made for {text.lower()} lovers.")
+    return NO_HOOK
 
 
 def _rotation(user_id: str, size: int) -> int:
@@ -506,32 +608,46 @@ def _rotation(user_id: str, size: int) -> int:
     return int(hashlib.sha256(user_id.encode("utf-8")).hexdigest(), 16) % size
 
 
-def _candidates(campaign: str, start: int, values: dict, name: str, where: str, link: str):
+def _candidates(campaign: str, start: int, values: dict, name: str, where: str, hook: PersonalHook, link: str):
     """Every message to try, best first.
 
-    The whole name with the neighborhood, then without it (each in every template, the member's first);
-    a name ending "in <the neighborhood>" without that ending; then the name shortened to fit (no
-    neighborhood: the name matters more); then the fallback.
+    The whole name with every optional part, then dropping the neighborhood, the social proof and the
+    hook in turn (each in every template, the member's own first); a name ending "in <the neighborhood>"
+    without that ending; then the name shortened to fit (no neighborhood: the name matters more); then
+    the fallback.
     """
     templates = TEMPLATES[campaign]
     order = [templates[(start + offset) % len(templates)] for offset in range(len(templates))]
     # "Pasta Night in Kips Bay ... in Kips Bay" says it twice.
-    wheres = [f" in {where}", ""] if where and where.lower() not in name.lower() else [""]
+    place = f" in {where}" if where and where.lower() not in name.lower() else ""
+    proof = values["proof"]
+    fixed = {key: value for key, value in values.items() if key != "proof"}
+
+    def fill(template: str, event: str, where_part: str, hook_part: PersonalHook, proof_part: str) -> str:
+        return template.format(**fixed, event=event, where=where_part, since=hook_part.since, hook=hook_part.line,
+                               proof=proof_part)
+
+    variants = list(dict.fromkeys([
+        (hook, proof, place), (hook, proof, ""), (hook, "", ""),
+        (NO_HOOK, proof, place), (NO_HOOK, proof, ""), (NO_HOOK, "", ""),
+    ]))
     budget = MAX_SMS_CHARS - 1 - len(link)  # the text, a space, then the link
-    for place in wheres:
+    for hook_part, proof_part, place_part in variants:
         for template in order:
-            yield template.format(**values, event=name, where=place)
+            yield fill(template, name, place_part, hook_part, proof_part)
     suffix = f" in {where}"
     if where and name.lower().endswith(suffix.lower()) and len(name) > len(suffix):
-        name = name[:-len(suffix)]
+        for hook_part, proof_part, _ in variants:
+            for template in order:
+                yield fill(template, name[:-len(suffix)], "", hook_part, proof_part)
+    for hook_part, proof_part, _ in variants:
         for template in order:
-            yield template.format(**values, event=name, where="")
-    for template in order:
-        short = shorten(name, budget - len(template.format(**values, event="", where="")))
-        if short is not None and short != name:
-            yield template.format(**values, event=short, where="")
-    for place in wheres:
-        yield FALLBACK_TEMPLATES[campaign].format(**values, where=place)
+            short = shorten(name, budget - len(fill(template, "", "", hook_part, proof_part)))
+            if short is not None and short != name:
+                yield fill(template, short, "", hook_part, proof_part)
+    for place_part in dict.fromkeys([place, ""]):
+        for proof_part in dict.fromkeys([proof, ""]):
+            yield FALLBACK_TEMPLATES[campaign].format(**fixed, where=place_part, proof=proof_part)
 
 
 def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone: tzinfo,
@@ -571,7 +687,7 @@ def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone:
     name = sms_text(str(event.get("name") or "")) or "our next table"
     where = sms_text(str(event.get("neighborhood") or ""))
     candidates = list(_candidates(campaign, _rotation(str(user.get("id", "")), len(TEMPLATES[campaign])),
-                                  values, name, where, link))
+                                  values, name, where, personal_hook(user, event, campaign), link))
     # A candidate over the limit fails the length rule whatever else it does, and the full check is the
     # slow part, so those are checked only when nothing shorter passes.
     fitting = [text for text in candidates if len(text) + 1 + len(link) <= MAX_SMS_CHARS]

@@ -15,7 +15,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from itertools import accumulate
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from utils.cli import step_main
 from utils.dates import parse_iso_date, parse_now, to_iso, utc_now
@@ -236,6 +236,35 @@ FEATURES = (
     "Prix fixe", "Chef's table", "Cocktail pairing", "Wine pairing", "Icebreaker games",
     "Beginner friendly", "Hosted by a local chef", "Small group",
 )
+# Who comes to what. A member's pull towards an event (their "affinity") is NOISE_AFFINITY plus
+# points for each interest related to the event's categories and features (at most two count), for
+# the event being in their home (or work) neighborhood, and for having come to the same concept
+# before. RSVPs are drawn by activity weight and kept with probability affinity / MAX_AFFINITY, so a
+# member with two related interests who lives there is ~14x likelier to come than one with nothing in
+# common. docs/sample-data.md ("How strong the signal is") has the measured effect.
+TAG_INTERESTS = {
+    "Dinner": ("food",), "Brunch": ("food", "coffee"), "Wine": ("wine tasting",),
+    "Drinks": ("cocktails", "craft beer"), "Tasting": ("wine tasting", "food", "cooking"),
+    "Music": ("jazz", "live music", "classical music"), "Games": ("board games", "trivia"),
+    "Networking": ("tech", "startups", "investing"), "Books": ("reading", "book club", "writing"),
+    "Arts": ("art", "museums", "photography", "design"), "Fitness": ("running", "cycling", "hiking"),
+    "Wellness": ("yoga", "meditation"), "Outdoors": ("hiking", "gardening", "cycling"),
+    "Cooking Class": ("cooking", "baking"), "Food Crawl": ("food", "travel"), "Comedy": ("comedy", "theater"),
+    "Singles": ("dancing",), "Languages": ("languages", "travel"),
+    "Live music": ("live music", "jazz"), "Wine pairing": ("wine tasting",), "Cocktail pairing": ("cocktails",),
+    "Icebreaker games": ("board games",), "Hosted by a local chef": ("cooking",),
+}
+NOISE_AFFINITY = 0.3
+INTEREST_AFFINITY = 1.0      # per related interest, at most MAX_RELATED_INTERESTS of them
+MAX_RELATED_INTERESTS = 2
+HOME_AFFINITY = 2.0
+WORK_AFFINITY = 1.0          # when the event is not in their home neighborhood
+HABIT_AFFINITY = 1.0         # they came to an event of the same concept before
+#: Chance that a draw is an outside guest; most member draws are turned down, so this is far below
+#: the ~3% of RSVPs that end up being guests.
+GUEST_DRAW_RATE = 0.006
+MAX_AFFINITY = NOISE_AFFINITY + MAX_RELATED_INTERESTS * INTEREST_AFFINITY + HOME_AFFINITY + HABIT_AFFINITY
+
 EVENT_BLURBS = (
     "Good food &amp; better company &mdash; that&#39;s the whole plan.",
     "&quot;The best night of my month&quot; &ndash; one of our regulars.",
@@ -475,6 +504,10 @@ class _People:
         self.host_created_ms: list[int] = []
         self.host_cum: list[float] = []
         self.guest_emails: list[str] = []
+        self.interest_sets: list[frozenset[str]] = []   # as generated, before any dirt
+        self.homes: list[str] = []
+        self.works: list[str] = []
+        self.concepts_seen: list[set[str]] = []         # concepts attended so far, in start order
 
 
 def _make_users(rng: random.Random, n_users: int, now_ms: int) -> _People:
@@ -547,6 +580,10 @@ def _make_users(rng: random.Random, n_users: int, now_ms: int) -> _People:
         elif allergy_roll < 0.42:
             user["allergies"] = _ALLERGIES.sample(rng, rng.randint(1, 2))
         people.users.append(user)
+        people.interest_sets.append(frozenset(user["interests"]))
+        people.homes.append(home)
+        people.works.append(work)
+        people.concepts_seen.append(set())
 
         # Heavy tail: a Pareto weight per member; online sign-ups mostly never come, and a share
         # of everyone else never does either.
@@ -639,10 +676,46 @@ def _draw_user(rng: random.Random, cum: list[float], limit: int) -> int:
     return bisect.bisect_right(cum, rng.random() * cum[limit - 1], 0, limit)
 
 
+class _Pull(NamedTuple):
+    """What decides who comes to one event."""
+
+    related: frozenset[str]   # interests related to its categories and features
+    neighborhood: str
+    concept: str
+
+
+def related_interests(categories: Sequence[str], features: Sequence[str]) -> frozenset[str]:
+    """The interests (from INTERESTS) that draw people to an event with these categories and features.
+
+    Args:
+        categories: The event's categories, e.g. ("Dinner", "Music").
+        features: The event's features, e.g. ("Live music", "BYOB").
+
+    Returns:
+        e.g. {"food", "jazz", "live music", "classical music"}.
+    """
+    return frozenset(interest for tag in (*categories, *features) for interest in TAG_INTERESTS.get(tag, ()))
+
+
+def _affinity(people: _People, user: int, pull: _Pull) -> float:
+    matches = len(people.interest_sets[user] & pull.related)
+    points = NOISE_AFFINITY + INTEREST_AFFINITY * min(matches, MAX_RELATED_INTERESTS)
+    if people.homes[user] == pull.neighborhood:
+        points += HOME_AFFINITY
+    elif people.works[user] == pull.neighborhood:
+        points += WORK_AFFINITY
+    if pull.concept in people.concepts_seen[user]:
+        points += HABIT_AFFINITY
+    return points
+
+
 def _fill_participants(
-    rng: random.Random, people: _People, target: int, start_ms: int,
+    rng: random.Random, people: _People, target: int, start_ms: int, pull: _Pull,
 ) -> list[str]:
-    """RSVP e-mails for one event: weighted draws, friends tagging along, the odd guest."""
+    """RSVP e-mails for one event: draws weighted by activity and kept by affinity, friends, the odd guest.
+
+    Events must be filled in start order, so that "came to this concept before" means before.
+    """
     limit = bisect.bisect_left(people.created_ms, start_ms)
     if target <= 0 or limit == 0 or people.weight_cum[limit - 1] <= 0:
         return []
@@ -651,16 +724,17 @@ def _fill_participants(
     emails: list[str] = []
     guests_taken: list[str] = []
     attempts = 0
-    while len(emails) < target and attempts < 4 * target + 10:
+    # Most draws are turned down by affinity (about 1 in 5 is kept), hence the generous cap.
+    while len(emails) < target and attempts < 40 * target + 50:
         attempts += 1
-        if rng.random() < 0.03:
+        if rng.random() < GUEST_DRAW_RATE:
             guest = rng.choice(people.guest_emails)
             if guest not in guests_taken:
                 guests_taken.append(guest)
                 emails.append(_as_typed(rng, guest))
             continue
         user = _draw_user(rng, people.weight_cum, limit)
-        if user in taken:
+        if user in taken or rng.random() * MAX_AFFINITY >= _affinity(people, user, pull):
             continue
         taken.add(user)
         chosen.append(user)
@@ -675,6 +749,8 @@ def _fill_participants(
                 taken.add(friend)
                 chosen.append(friend)
                 emails.append(_as_typed(rng, people.users[friend]["email"]))
+    for user in chosen:
+        people.concepts_seen[user].add(pull.concept)
     return emails
 
 
@@ -723,7 +799,7 @@ def _make_events(rng: random.Random, n_events: int, people: _People, now_ms: int
     machine = rng.getrandbits(40)
     counter = rng.getrandbits(24)
 
-    drafts: list[tuple[int, int, dict]] = []
+    planned: list[tuple[int, int, dict, _Pull, int]] = []
     plan = [(True, label) for label in past_labels] + [(False, label) for label in future_labels]
     for index, (past, label) in enumerate(plan):
         concept, categories, slot = rng.choice(EVENT_CONCEPTS)
@@ -736,8 +812,7 @@ def _make_events(rng: random.Random, n_events: int, people: _People, now_ms: int
         status = "canceled" if label == "canceled" else "pending" if label == "pending" else "approved"
         name = _event_name(rng, concept, neighborhood)
         owner = _owner_id(rng, people, start_ms) if people.users else _uuid(rng)
-        participants = _fill_participants(rng, people, _fill_target(rng, label, status, past, max_seats),
-                                          min(start_ms, now_ms))
+        target = _fill_target(rng, label, status, past, max_seats)
         event = {
             "_id": "",  # set below, once events are in creation order
             "id": _uuid(rng),
@@ -748,7 +823,7 @@ def _make_events(rng: random.Random, n_events: int, people: _People, now_ms: int
             "eventStatus": status,
             "maxParticipants": max_seats,
             "minParticipants": rng.randint(2, max(2, max_seats // 3)),
-            "participants": participants,
+            "participants": [],
             "ownerId": owner,
             "venueName": venue,
             "neighborhood": neighborhood,
@@ -757,8 +832,17 @@ def _make_events(rng: random.Random, n_events: int, people: _People, now_ms: int
         }
         if rng.random() < 0.95:
             event["description"] = _description(rng, name, venue, neighborhood, max_seats)
+        pull = _Pull(related_interests(categories, event["features"]), neighborhood, concept)
+        planned.append((start_ms, index, event, pull, target))
+
+    # Participants in start order, so that a member's habits are built from earlier events only.
+    for start_ms, _, event, pull, target in sorted(planned, key=lambda item: (item[0], item[1])):
+        event["participants"] = _fill_participants(rng, people, target, min(start_ms, now_ms), pull)
+
+    drafts: list[tuple[int, int, dict]] = []
+    for start_ms, index, event, _, _ in planned:
         if rng.random() < 0.20 and people.users:
-            event["invitedParticipants"] = _invitations(rng, people, participants, min(start_ms, now_ms))
+            event["invitedParticipants"] = _invitations(rng, people, event["participants"], min(start_ms, now_ms))
         # Events are created 3-45 days before they start, and never after `now`.
         created_ms = min(start_ms - rng.randint(3, 45) * _DAY_MS, now_ms - rng.randint(1, 72) * 3_600_000)
         drafts.append((created_ms, index, event))
@@ -951,6 +1035,60 @@ def _apply_dirt(rng: random.Random, users: list[dict], events: list[dict], now_m
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
+
+def attendance_signal(dataset: dict[str, list]) -> dict[str, float]:
+    """How much RSVPs follow interests, neighborhoods and habits, beside what chance would give.
+
+    Counts every (member, past or future event) RSVP whose e-mail matches a user with a list of
+    interests. "Chance" pairs the same events with members drawn uniformly from those who RSVP'd to
+    anything, which is what attendance would look like if it ignored the three.
+
+    Args:
+        dataset: What `generate_dataset` returned.
+
+    Returns:
+        {"rsvps", "related_interest", "related_interest_chance", "near", "near_chance", "repeat_concept"}:
+        the shares of RSVPs where the member has an interest related to the event, lives or works in its
+        neighborhood, or had already come to the same concept.
+    """
+    users = {}
+    for user in dataset["users"]:
+        if isinstance(user.get("email"), str) and isinstance(user.get("interests"), list):
+            users.setdefault(user["email"].lower(), user)
+    events = sorted((e for e in dataset["events"] if isinstance(e.get("participants"), list)
+                     and isinstance(e.get("startDate"), str)), key=lambda e: e["startDate"])
+    concepts = sorted((concept for concept, _, _ in EVENT_CONCEPTS), key=len, reverse=True)
+    pairs = []
+    for event in events:
+        concept = next((c for c in concepts if c in str(event.get("name"))), None)
+        for email in event["participants"]:
+            user = users.get(str(email).strip().lower())
+            if user is not None:
+                pairs.append((user, event, concept))
+    if not pairs:
+        return {"rsvps": 0}
+    seen: dict[str, set] = {}
+    related = near = repeat = 0
+    for user, event, concept in pairs:
+        wanted = related_interests(event.get("categories") or (), event.get("features") or ())
+        related += bool(wanted.intersection(user["interests"]))
+        near += event.get("neighborhood") in (user.get("homeNeighborhood"), user.get("workNeighborhood"))
+        concepts_seen = seen.setdefault(user["email"], set())
+        repeat += concept in concepts_seen
+        concepts_seen.add(concept)
+    rng = random.Random(0)
+    attendees = list({id(user): user for user, _, _ in pairs}.values())
+    chance_related = chance_near = 0
+    for _, event, _ in pairs:
+        other = rng.choice(attendees)
+        wanted = related_interests(event.get("categories") or (), event.get("features") or ())
+        chance_related += bool(wanted.intersection(other["interests"]))
+        chance_near += event.get("neighborhood") in (other.get("homeNeighborhood"), other.get("workNeighborhood"))
+    n = len(pairs)
+    shares = {"related_interest": related, "related_interest_chance": chance_related, "near": near,
+              "near_chance": chance_near, "repeat_concept": repeat}
+    return {"rsvps": n, **{name: round(count / n, 3) for name, count in shares.items()}}
+
 
 def generate_dataset(n_users: int, n_events: int, seed: int, now: datetime) -> dict[str, list]:
     """Generate the three raw exports in memory.
