@@ -475,7 +475,8 @@ def test_load_reads_a_number_too_large_for_a_float_as_null_and_counts_it(tmp_pat
     assert loaded == [{"maxParticipants": None, "score": None, "ok": 2.5}]
     assert loaded.repairs == {jsonio.NUMBERS_OUT_OF_RANGE: 2}
     assert jsonio.input_repair_rows(loaded) == [
-        ("events: " + jsonio.REPLACED_SURROGATES, 0), ("events: " + jsonio.NUMBERS_OUT_OF_RANGE, 2)]
+        ("events repaired: text with a lone surrogate (now U+FFFD)", 0),
+        ("events repaired: numbers too large (now null)", 2)]
 
 
 def test_load_of_clean_data_repairs_nothing(tmp_path):

@@ -107,8 +107,8 @@ def _constant_error(path: Path, name: str) -> PipelineError:
 
 
 # Repairs made while loading, as (key, statistics label); steps show them with `input_repair_rows`.
-REPLACED_SURROGATES = "text with a broken character (lone surrogate) replaced with U+FFFD"
-NUMBERS_OUT_OF_RANGE = "numbers too large for a float (e.g. 1e400) read as null"
+REPLACED_SURROGATES = "text with a lone surrogate (now U+FFFD)"
+NUMBERS_OUT_OF_RANGE = "numbers too large (now null)"
 _REPAIRS = (REPLACED_SURROGATES, NUMBERS_OUT_OF_RANGE)
 
 # A "\\uD800"-"\\uDFFF" escape: only such escapes can put a surrogate into a loaded string.
@@ -178,18 +178,20 @@ def _repair_surrogates(value: Any, repairs: Counter) -> Any:
     return root[0]
 
 
-def input_repair_rows(items: list) -> list[tuple[str, int]]:
+def input_repair_rows(items: list, what: Optional[str] = None) -> list[tuple[str, int]]:
     """Statistics rows for what `load_json_list` repaired in a file.
 
     Args:
         items: A list returned by `load_json_list` (any other list gives zero counts).
+        what: What the file holds, e.g. "events"; None uses the name given to `load_json_list`.
 
     Returns:
-        One ("<what>: <repair>", count) row per kind of repair, zeros included.
+        One ("<what> repaired: <repair>", count) row per kind of repair, zeros included, e.g.
+        ("events repaired: numbers too large (now null)", 1).
     """
     repairs = getattr(items, "repairs", Counter())
-    what = getattr(items, "what", "records")
-    return [(f"{what}: {label}", repairs[label]) for label in _REPAIRS]
+    what = what or getattr(items, "what", "records")
+    return [(f"{what} repaired: {label}", repairs[label]) for label in _REPAIRS]
 
 
 def load_json_list(path: Path, *, what: str = "records") -> LoadedList:
