@@ -5,6 +5,8 @@ where a 2-unit character lands), never taken from the code under test.
 """
 
 import re
+import sys
+import unicodedata
 
 import pytest
 
@@ -785,3 +787,11 @@ def test_strip_invisible(text, expected):
 
 def test_normalize_gsm_strips_invisible_characters():
     assert normalize_gsm(f"Hi {RLO}Ann\u2069, {FAMILY}") == f"Hi Ann, {FAMILY}"
+
+
+def test_the_format_character_table_covers_every_cf_character_of_this_python():
+    covered = {cp for low, high in sms.FORMAT_CHARACTER_RANGES for cp in range(low, high + 1)}
+    category_cf = {cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Cf"}
+    assert category_cf <= covered
+    # Nothing else: the table may only be ahead of this Python's Unicode version (15 vs 14).
+    assert all(unicodedata.category(chr(cp)) in ("Cf", "Cn") for cp in covered - category_cf)

@@ -39,6 +39,8 @@ def _parse_unchecked(value: Any, zone: Optional[tzinfo]) -> Optional[datetime]:
 
 def _in_range(moment: datetime) -> bool:
     """Whether the moment falls in the years MIN_YEAR-MAX_YEAR, in UTC as well as where it was written."""
+    if MIN_YEAR < moment.year < MAX_YEAR:
+        return True  # an offset moves a moment by less than a day: its UTC year is in range too
     utc = _as_utc(moment)
     return utc is not None and MIN_YEAR <= moment.year <= MAX_YEAR and MIN_YEAR <= utc.year <= MAX_YEAR
 

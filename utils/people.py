@@ -114,7 +114,8 @@ def clean_text(value: Any) -> Optional[str]:
         The text without invisible format characters (`strip_invisible`) and surrounding spaces, or None.
     """
     if isinstance(value, str):
-        return strip_invisible(value).strip() or None
+        # isascii() first: most text is ASCII, which holds no format characters, and this runs per field.
+        return (value if value.isascii() else strip_invisible(value)).strip() or None
     return None
 
 
@@ -129,7 +130,9 @@ def text_list(value: Any) -> list[str]:
     """
     if not isinstance(value, list):
         return []
-    return [text for item in value if (text := clean_text(item)) is not None]
+    # clean_text inlined: this runs for every item of every list field of every user.
+    return [text for item in value
+            if isinstance(item, str) and (text := (item if item.isascii() else strip_invisible(item)).strip())]
 
 
 def first_name(user: dict) -> Optional[str]:
@@ -148,8 +151,9 @@ def full_name(user: Optional[dict]) -> Optional[str]:
     """
     if not user:
         return None
-    first = clean_text(user.get("firstName")) or ""
-    last = clean_text(user.get("lastName")) or ""
+    first, last = user.get("firstName"), user.get("lastName")
+    first = (first if first.isascii() else strip_invisible(first)).strip() if isinstance(first, str) else ""
+    last = (last if last.isascii() else strip_invisible(last)).strip() if isinstance(last, str) else ""
     if first and last:
         return f"{first} {last}"
     return first or last or None
