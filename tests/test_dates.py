@@ -391,3 +391,8 @@ def test_a_value_with_its_own_zone_ignores_the_given_zone():
 ])
 def test_is_date_only(value, expected):
     assert is_date_only(value) is expected
+
+
+def test_a_now_outside_the_sane_years_says_so():
+    with pytest.raises(PipelineError, match="outside the years 1900-2199"):
+        parse_now("9999-12-31T23:59:59Z")

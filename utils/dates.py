@@ -204,9 +204,11 @@ def parse_now(text: str) -> datetime:
         The aware datetime.
 
     Raises:
-        PipelineError: The text is not a valid ISO 8601 date.
+        PipelineError: The text is not a valid ISO 8601 date, or not one in MIN_YEAR-MAX_YEAR.
     """
     parsed = parse_iso_date(text)
+    if parsed is None and date_out_of_range(text):
+        raise PipelineError(f"--now {text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}, e.g. 2026-11-25T12:00:00Z")
     if parsed is None:
         raise PipelineError(f"--now {text!r} is not an ISO 8601 date, e.g. 2026-11-25T12:00:00Z")
     return parsed
