@@ -512,3 +512,12 @@ def test_load_json_nested_deeper_than_the_recursion_limit_is_one_error_naming_th
 def test_replace_surrogates_leaves_valid_text_alone():
     assert jsonio.replace_surrogates("Zoë 🍣") == "Zoë 🍣"
     assert jsonio.replace_surrogates("a\ud83db\udc00") == "a\ufffdb\ufffd"
+
+
+def test_save_data_nested_too_deeply_is_a_pipeline_error(tmp_path):
+    data: list = []
+    for _ in range(100_000):
+        data = [data]
+    with pytest.raises(PipelineError, match="nested too deeply"):
+        save_json_atomic(tmp_path / "out.json", data)
+    assert _folder_listing(tmp_path) == []

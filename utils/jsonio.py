@@ -303,6 +303,8 @@ def save_json_atomic(path: Path, data: Any) -> None:
         text = dump_json_text(data)
     except (TypeError, ValueError) as exc:
         raise PipelineError(f"cannot write {path}: data is not JSON-serialisable ({exc})") from None
+    except RecursionError:
+        raise PipelineError(f"cannot write {path}: the data is nested too deeply to write as JSON") from None
     write_text_atomic(path, text)
 
 
