@@ -12,12 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import math  # noqa: E402
 from collections import Counter  # noqa: E402
-from datetime import datetime  # noqa: E402
+from datetime import datetime, tzinfo  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
-from utils.dates import parse_iso_date  # noqa: E402  (the spec lists it as a step-2 function: one shared parser)
-from utils.jsonio import load_json_list, normalize_extended_json, save_json_atomic, split_objects  # noqa: E402
+from utils.dates import date_out_of_range, parse_iso_date  # noqa: E402  (the spec lists it as a step-2 function)
+from utils.jsonio import (  # noqa: E402
+    input_repair_rows, load_json_list, normalize_extended_json, save_json_atomic, split_objects,
+)
 from utils.log import log_stats_table  # noqa: E402
 from utils.paths import EVENTS_FILE, QUALIFIED_EVENTS_FILE, processed_path, raw_path  # noqa: E402
 
@@ -32,13 +34,14 @@ Rules, statistics and sample output: docs/2-event-selection.md"""
 
 # Exclusion reasons: the keys of the filters' Counters and, in this order, the statistics rows.
 INVALID_DATE = "invalid date"
+DATE_OUT_OF_RANGE = "date out of range"
 PAST = "past"
 PRIVATE = "private"
 CANCELED = "canceled"
 INVALID_CAPACITY = "invalid capacity"
 INVALID_PARTICIPANTS = "invalid participants"
 FULL = "full"
-EXCLUSION_REASONS = (INVALID_DATE, PAST, PRIVATE, CANCELED, INVALID_CAPACITY, INVALID_PARTICIPANTS, FULL)
+EXCLUSION_REASONS = (INVALID_DATE, DATE_OUT_OF_RANGE, PAST, PRIVATE, CANCELED, INVALID_CAPACITY, INVALID_PARTICIPANTS, FULL)
 
 
 def load_events(path: Path) -> list:
@@ -46,14 +49,19 @@ def load_events(path: Path) -> list:
     return load_json_list(path, what="events")
 
 
-def filter_future_events(events: list[dict], now: datetime) -> tuple[list[dict], Counter]:
-    """Keep events whose `startDate` is strictly after `now`; count the rest as invalid date or past."""
+def filter_future_events(events: list[dict], now: datetime,
+                         zone: Optional[tzinfo] = None) -> tuple[list[dict], Counter]:
+    """Keep events whose `startDate` is strictly after `now`; count the rest as invalid date, out of range or past.
+
+    A `startDate` without a zone (a date alone is midnight) is read in `zone`, the community's zone (None: UTC).
+    """
     kept: list[dict] = []
     excluded: Counter = Counter()
     for event in events:
-        start = parse_iso_date(event.get("startDate"))
+        value = event.get("startDate")
+        start = parse_iso_date(value, zone)
         if start is None:
-            excluded[INVALID_DATE] += 1
+            excluded[DATE_OUT_OF_RANGE if date_out_of_range(value) else INVALID_DATE] += 1
         elif start <= now:
             excluded[PAST] += 1
         else:
@@ -79,8 +87,11 @@ def read_max_participants(value: Any) -> Optional[float]:
         value = normalize_extended_json(value)  # {"$numberInt": "10"} when not loaded by load_events
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    # json.load accepts NaN and Infinity; `n >= NaN` is always False, which would read as "free seats".
-    return value if math.isfinite(value) else None
+    try:
+        # json.load accepts NaN and Infinity; `n >= NaN` is always False, which would read as "free seats".
+        return value if math.isfinite(value) else None
+    except OverflowError:
+        return None  # an integer beyond any float (a 401-digit count) is no capacity
 
 
 def capacity_problem(event: dict) -> Optional[str]:
@@ -109,14 +120,15 @@ def filter_events_with_capacity(events: list[dict]) -> tuple[list[dict], Counter
     return kept, excluded
 
 
-def select_events(raw_events: list, now: datetime) -> tuple[list[dict], list[tuple[str, int]]]:
+def select_events(raw_events: list, now: datetime,
+                  zone: Optional[tzinfo] = None) -> tuple[list[dict], list[tuple[str, int]]]:
     """Apply the step-2 filters in order, counting each excluded event once, under the first filter it fails.
 
-    Returns the qualified events (input order) and the statistics rows.
+    Returns the qualified events (input order) and the statistics rows (with what loading repaired).
     """
     events, not_objects = split_objects(raw_events)
     excluded: Counter = Counter()
-    events, by_date = filter_future_events(events, now)
+    events, by_date = filter_future_events(events, now, zone)
     excluded.update(by_date)
     events, private = filter_public_events(events)
     excluded[PRIVATE] = private
@@ -124,7 +136,8 @@ def select_events(raw_events: list, now: datetime) -> tuple[list[dict], list[tup
     excluded[CANCELED] = canceled
     qualified, by_capacity = filter_events_with_capacity(events)
     excluded.update(by_capacity)
-    stats = [("events loaded", len(raw_events)), ("events skipped: not an object", not_objects)]
+    stats = [("events loaded", len(raw_events)), *input_repair_rows(raw_events, "events"),
+             ("events skipped: not an object", not_objects)]
     stats += [(f"filtered: {reason}", excluded[reason]) for reason in EXCLUSION_REASONS]
     stats.append(("qualified events", len(qualified)))
     return qualified, stats
@@ -136,7 +149,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_arg_parser(__doc__, EPILOG).parse_args(argv)
     run = start_step(STEP_NAME, args)
     events = load_events(raw_path(run.data_dir, EVENTS_FILE))
-    qualified, stats = select_events(events, run.now)
+    qualified, stats = select_events(events, run.now, run.zone)
     output = processed_path(run.data_dir, QUALIFIED_EVENTS_FILE)
     save_json_atomic(output, qualified)
     log_stats_table(run.logger, STATS_TITLE, stats)

@@ -18,8 +18,8 @@ from typing import NamedTuple, Optional  # noqa: E402
 
 from utils import rules  # noqa: E402
 from utils.cli import build_arg_parser, gc_paused, start_step, step_main  # noqa: E402
-from utils.dates import calculate_age, days_since, parse_iso_date, to_iso  # noqa: E402
-from utils.jsonio import load_json_list, save_json_atomic, split_objects  # noqa: E402
+from utils.dates import calculate_age, date_out_of_range, days_since, parse_iso_date, to_iso  # noqa: E402
+from utils.jsonio import input_repair_rows, load_json_list, save_json_atomic, split_objects  # noqa: E402
 from utils.log import log_stats_table  # noqa: E402
 from utils.paths import (  # noqa: E402
     ENRICHED_USERS_FILE, EVENTS_FILE, QUALIFIED_EVENTS_FILE, QUALIFIED_USERS_FILE, USERS_FILE,
@@ -28,7 +28,7 @@ from utils.paths import (  # noqa: E402
 from utils.people import (  # noqa: E402
     article, clean_text, days_ago, first_name, format_day, full_name, host_name, index_users_by_email,
     index_users_by_id, join_words, load_all_users, load_qualified_events, normalize_email, plural,
-    record_id, text_list,
+    record_id, strip_invisible, text_list,
 )
 
 STEP_NAME = "user_profile_enrich"
@@ -101,15 +101,16 @@ def load_all_events(path: Path) -> list:
     return load_json_list(path, what="events")
 
 
-def index_past_events(events: list[dict], users_by_id: dict[str, dict],
-                      now: datetime) -> tuple[dict[str, list[PastEvent]], Counter]:
+def index_past_events(events: list[dict], users_by_id: dict[str, dict], now: datetime,
+                      zone: Optional[tzinfo] = None) -> tuple[dict[str, list[PastEvent]], Counter]:
     """Index the events that started before `now` by participant email, newest first.
 
     Each event is parsed once; its host is looked up once. Events sharing an `id` are kept once.
+    A `startDate` without a zone is read in `zone`, the community's zone (None: UTC).
 
     Returns:
-        email -> past events (newest first), and counts: "duplicate", "invalid_date", "upcoming",
-        "past", "unknown_host".
+        email -> past events (newest first), and counts: "duplicate", "invalid_date",
+        "date_out_of_range", "upcoming", "past", "unknown_host".
     """
     counts: Counter = Counter()
     seen_ids: set[str] = set()
@@ -121,9 +122,9 @@ def index_past_events(events: list[dict], users_by_id: dict[str, dict],
                 counts["duplicate"] += 1
                 continue
             seen_ids.add(ident)
-        start = parse_iso_date(event.get("startDate"))
+        start = parse_iso_date(event.get("startDate"), zone)
         if start is None:
-            counts["invalid_date"] += 1
+            counts["date_out_of_range" if date_out_of_range(event.get("startDate")) else "invalid_date"] += 1
             continue
         if start >= now:
             counts["upcoming"] += 1
@@ -307,7 +308,7 @@ def generate_user_summary(profile: dict, joined_at: Optional[datetime], last_eve
 def enrich_user(user: dict, email: str, lookups: Lookups, now: datetime, zone: tzinfo) -> dict:
     """One enriched record, fields in the spec's order (plus `first_name`, an addition for step 5)."""
     history = associate_user_events(email, lookups.past_events_by_email)
-    joined_at = parse_iso_date(user.get("createdAt"))
+    joined_at = parse_iso_date(user.get("createdAt"), zone)
     days_signed_up = days_since(joined_at, now) if joined_at is not None else None
     event_count = len(history)
     last_event_at = history[0].start if history else None
@@ -319,7 +320,9 @@ def enrich_user(user: dict, email: str, lookups: Lookups, now: datetime, zone: t
     get = user.get
     # clean_text inlined for the six plain text fields: its call overhead showed at 100,000 users.
     table, relationship, occupation, gender, home, work = [
-        (value.strip() or None) if isinstance(value := get(source), str) else None for source in _TEXT_SOURCES
+        ((value if value.isascii() else strip_invisible(value)).strip() or None)
+        if isinstance(value := get(source), str) else None
+        for source in _TEXT_SOURCES
     ]
     profile = {
         "id": record_id(user),
@@ -357,8 +360,8 @@ def enrich_user(user: dict, email: str, lookups: Lookups, now: datetime, zone: t
     return profile
 
 
-def build_lookups(raw_events: list, raw_users: list, raw_qualified_events: list,
-                  now: datetime) -> tuple[Lookups, list[tuple[str, int]]]:
+def build_lookups(raw_events: list, raw_users: list, raw_qualified_events: list, now: datetime,
+                  zone: Optional[tzinfo] = None) -> tuple[Lookups, list[tuple[str, int]]]:
     """Index history, names and invitations once; return the lookups and their statistics rows."""
     events, bad_events = split_objects(raw_events)
     users, bad_users = split_objects(raw_users)
@@ -366,19 +369,23 @@ def build_lookups(raw_events: list, raw_users: list, raw_qualified_events: list,
     users_by_id = index_users_by_id(users)
     names_by_email = {email: name for email, user in index_users_by_email(users).items()
                       if (name := full_name(user)) is not None}
-    past_by_email, event_counts = index_past_events(events, users_by_id, now)
+    past_by_email, event_counts = index_past_events(events, users_by_id, now, zone)
     lookups = Lookups(past_by_email, names_by_email, index_invitations(qualified_events))
     stats = [
         ("users loaded (hosts, friends)", len(raw_users)),
+        *input_repair_rows(raw_users, "users"),
         ("users skipped: not an object", bad_users),
         ("events loaded (history)", len(raw_events)),
+        *input_repair_rows(raw_events, "events"),
         ("events skipped: not an object", bad_events),
         ("events skipped: duplicate id", event_counts["duplicate"]),
         ("events skipped: missing or invalid startDate", event_counts["invalid_date"]),
+        ("events skipped: startDate out of range", event_counts["date_out_of_range"]),
         ("events upcoming (not history)", event_counts["upcoming"]),
         ("past events indexed", event_counts["past"]),
         ("past events with unknown host", event_counts["unknown_host"]),
         ("qualified events loaded (invitations)", len(raw_qualified_events)),
+        *input_repair_rows(raw_qualified_events, "qualified events"),
         ("qualified events skipped: not an object", bad_qualified_events),
     ]
     return lookups, stats
@@ -387,7 +394,7 @@ def build_lookups(raw_events: list, raw_users: list, raw_qualified_events: list,
 def enrich_users(raw_qualified_users: list, raw_events: list, raw_users: list, raw_qualified_events: list,
                  now: datetime, zone: tzinfo) -> tuple[list[dict], list[tuple[str, int]]]:
     """Enrich every qualified user; return the records and the statistics rows."""
-    lookups, lookup_stats = build_lookups(raw_events, raw_users, raw_qualified_events, now)
+    lookups, lookup_stats = build_lookups(raw_events, raw_users, raw_qualified_events, now, zone)
     # Everything needed from all users and events is in `lookups` now. Dropping these references
     # lets a caller that passed the lists straight in (as main() does) free them before the
     # records are built: 100,000 raw users are several hundred MB.
@@ -395,12 +402,19 @@ def enrich_users(raw_qualified_users: list, raw_events: list, raw_users: list, r
     qualified, bad_qualified = split_objects(raw_qualified_users)
     records: list[dict] = []
     no_email = 0
+    out_of_range: Counter = Counter()
     for user in qualified:
         email = normalize_email(user.get("email"))
         if email is None:
             no_email += 1
             continue
-        records.append(enrich_user(user, email, lookups, now, zone))
+        record = enrich_user(user, email, lookups, now, zone)
+        # Only a date that came out missing can be a placeholder, so most users are never re-parsed.
+        if record["days_since_signup"] is None and date_out_of_range(user.get("createdAt")):
+            out_of_range["createdAt"] += 1
+        if record["age"] is None and date_out_of_range(user.get("birthDay")):
+            out_of_range["birthDay"] += 1
+        records.append(record)
 
     with_history = sum(1 for record in records if record["event_count"])
     statuses = Counter(record["primary_status"] for record in records)
@@ -408,8 +422,11 @@ def enrich_users(raw_qualified_users: list, raw_events: list, raw_users: list, r
     segments = Counter(record["user_segment"] for record in records)
     stats = [
         ("qualified users loaded", len(raw_qualified_users)),
+        *input_repair_rows(raw_qualified_users, "qualified users"),
         ("qualified users skipped: not an object", bad_qualified),
         ("qualified users skipped: no usable email", no_email),
+        ("qualified users with createdAt out of range (read as missing)", out_of_range["createdAt"]),
+        ("qualified users with birthDay out of range (read as missing)", out_of_range["birthDay"]),
         *lookup_stats,
         ("users with event history", with_history),
         ("users without event history", len(records) - with_history),

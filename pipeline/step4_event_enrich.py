@@ -19,13 +19,14 @@ from typing import Any, Iterable, Optional  # noqa: E402
 
 from utils import rules  # noqa: E402
 from utils.cli import build_arg_parser, gc_paused, start_step, step_main  # noqa: E402
-from utils.dates import calculate_age, parse_iso_date, to_iso  # noqa: E402
-from utils.jsonio import save_json_atomic, split_objects  # noqa: E402
+from utils.dates import calculate_age, date_out_of_range, is_date_only, parse_iso_date, to_iso  # noqa: E402
+from utils.jsonio import input_repair_rows, save_json_atomic, split_objects  # noqa: E402
 from utils.log import log_stats_table  # noqa: E402
 from utils.paths import ENRICHED_EVENTS_FILE, QUALIFIED_EVENTS_FILE, USERS_FILE, processed_path, raw_path  # noqa: E402
 from utils.people import (  # noqa: E402
     clean_text, format_day, format_time, full_name, host_name, index_users_by_email, index_users_by_id,
-    join_words, load_all_users, load_qualified_events, normalize_email, record_id, text_list, weekday_name,
+    join_words, load_all_users, load_qualified_events, normalize_email, record_id, strip_invisible, text_list,
+    weekday_name,
 )
 
 STEP_NAME = "event_enrich"
@@ -52,15 +53,27 @@ def _replace_tag(match: re.Match) -> str:
 
 
 def clean_html(description: Any) -> str:
-    """Tags removed (regex `<[^>]+>`), entities unescaped, whitespace collapsed; "" when missing."""
+    """Tags removed (regex `<[^>]+>`), entities unescaped, invisible characters and extra whitespace removed.
+
+    Linear in the length of the text, even for a description of many "<" and no ">". Returns "" when
+    the description is missing.
+    """
     if not isinstance(description, str):
         return ""
-    return " ".join(html.unescape(_TAG.sub(_replace_tag, description)).split())
+    # No tag can start after the last ">": searching there from every "<" would scan to the end each
+    # time (quadratic: 640 KB of "<" took 23 s). Before it, every "<" finds a ">" and the scan moves on.
+    tags_end = description.rfind(">") + 1
+    text = _TAG.sub(_replace_tag, description[:tags_end]) + description[tags_end:]
+    # Unescaped after the tags are gone, so "&lt;b&gt;" stays text; stripped after, so "&#8238;" goes too.
+    return " ".join(strip_invisible(html.unescape(text)).split())
 
 
 def get_day_of_week(start_date: Any, zone: tzinfo) -> Optional[str]:
-    """The English day name of `startDate` (string or datetime) in `zone`, or None if invalid."""
-    start = start_date if isinstance(start_date, datetime) else parse_iso_date(start_date)
+    """The English day name of `startDate` (string or datetime) in `zone`, or None if invalid.
+
+    A `startDate` without a zone (or a date alone) is read in `zone`.
+    """
+    start = start_date if isinstance(start_date, datetime) else parse_iso_date(start_date, zone)
     return weekday_name(start, zone) if start is not None else None
 
 
@@ -113,10 +126,13 @@ def calculate_average_age(participant_users: list[dict], now: datetime) -> Optio
 
 
 def _capacity(value: Any) -> Optional[int | float]:
-    """`maxParticipants` when it is a number, else None."""
+    """`maxParticipants` when it is a number, else None (also for a whole number beyond any float)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return int(value) if float(value).is_integer() else value
+    try:
+        return int(value) if float(value).is_integer() else value
+    except OverflowError:
+        return None
 
 
 def detect_low_occupancy(participant_count: int, max_participants: Any) -> bool:
@@ -152,7 +168,9 @@ def generate_event_summary(profile: dict, start: datetime, zone: tzinfo) -> str:
     head = profile["name"] or "This event"
     if profile["categories"]:
         head += f" ({', '.join(profile['categories'])})"
-    first = f"{head} is on {profile['day_of_week']}, {format_day(start, zone)} at {format_time(start, zone)}"
+    # An all-day event (a startDate without a time) has no clock time to show: none is invented.
+    when = "(all day)" if is_date_only(profile["startDate"]) else f"at {format_time(start, zone)}"
+    first = f"{head} is on {profile['day_of_week']}, {format_day(start, zone)} {when}"
     if profile["venueName"]:
         first += f" at {profile['venueName']}"
     if profile["neighborhood"]:
@@ -187,6 +205,11 @@ def generate_event_summary(profile: dict, start: datetime, zone: tzinfo) -> str:
     return " ".join(sentences)
 
 
+def _date_text(value: Any, moment: datetime) -> str:
+    """How a parsed date is written out: a date alone stays "YYYY-MM-DD" (an all-day date), else UTC ISO 8601."""
+    return value.strip() if is_date_only(value) else to_iso(moment)
+
+
 def enrich_event(event: dict, start: datetime, users_by_id: dict[str, dict], users_by_email: dict[str, dict],
                  now: datetime, zone: tzinfo) -> tuple[dict, int]:
     """One enriched record in the spec's field order, and how many participants matched no user."""
@@ -194,12 +217,12 @@ def enrich_event(event: dict, start: datetime, users_by_id: dict[str, dict], use
     participant_count = len(participants) if isinstance(participants, list) else 0
     guests, unmatched = match_participants(participants, users_by_email)
     capacity = _capacity(event.get("maxParticipants"))
-    end = parse_iso_date(event.get("endDate"))
+    end = parse_iso_date(event.get("endDate"), zone)
     profile = {
         "id": record_id(event),
         "name": clean_text(event.get("name")),
-        "startDate": to_iso(start),
-        "endDate": to_iso(end) if end is not None else None,
+        "startDate": _date_text(event.get("startDate"), start),
+        "endDate": _date_text(event.get("endDate"), end) if end is not None else None,
         "day_of_week": get_day_of_week(start, zone),
         "venueName": clean_text(event.get("venueName")),
         "neighborhood": clean_text(event.get("neighborhood")),
@@ -228,23 +251,34 @@ def enrich_events(raw_qualified_events: list, raw_users: list, now: datetime,
     users_by_email = index_users_by_email(users)
 
     records: list[dict] = []
-    invalid_start = unmatched = 0
+    invalid_start = start_out_of_range = end_out_of_range = unmatched = 0
     for event in events:
-        start = parse_iso_date(event.get("startDate"))
+        start = parse_iso_date(event.get("startDate"), zone)
         if start is None:
-            invalid_start += 1
+            if date_out_of_range(event.get("startDate")):
+                start_out_of_range += 1
+            else:
+                invalid_start += 1
             continue
         record, missing = enrich_event(event, start, users_by_id, users_by_email, now, zone)
         unmatched += missing
+        end_out_of_range += record["endDate"] is None and date_out_of_range(event.get("endDate"))
         records.append(record)
+    # Counted over all users (not per event), so a guest of several events counts once.
+    birthdays_out_of_range = sum(1 for user in users if date_out_of_range(user.get("birthDay")))
 
     listed = sum(record["participant_count"] for record in records)
     stats = [
         ("qualified events loaded", len(raw_qualified_events)),
+        *input_repair_rows(raw_qualified_events, "qualified events"),
         ("qualified events skipped: not an object", bad_events),
         ("qualified events skipped: missing or invalid startDate", invalid_start),
+        ("qualified events skipped: startDate out of range", start_out_of_range),
+        ("events with endDate out of range (read as missing)", end_out_of_range),
         ("users loaded (participants, hosts)", len(raw_users)),
+        *input_repair_rows(raw_users, "users"),
         ("users skipped: not an object", bad_users),
+        ("users with birthDay out of range (age unknown)", birthdays_out_of_range),
         ("participants listed", listed),
         ("participants matched to a user", listed - unmatched),
         ("participants matching no user", unmatched),

@@ -2,12 +2,13 @@
 
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from utils.dates import (
-    TIMEZONE_ENV, calculate_age, days_since, parse_iso_date, parse_now, resolve_timezone, to_iso,
-    utc_now,
+    TIMEZONE_ENV, calculate_age, date_out_of_range, days_since, is_date_only, parse_iso_date, parse_now,
+    resolve_timezone, to_iso, utc_now,
 )
 from utils.errors import PipelineError
 
@@ -322,3 +323,76 @@ def test_utc_now_is_aware_utc_and_current():
     after = datetime.now(UTC)
     assert moment.utcoffset() == timedelta(0)
     assert before <= moment <= after
+
+
+# --- sentinel and extreme dates: read as missing, never a crash ---------------------------------
+
+SENTINEL_DATES = [
+    "0001-01-01T00:00:00Z",
+    {"$date": {"$numberLong": "-62135596800000"}},  # the same instant as Extended JSON
+    "0001-01-01T00:00:00+01:00",  # the year 0 in UTC: astimezone would overflow
+    "9999-12-31T23:59:59-05:00",  # the year 10000 in UTC
+    "1899-12-31T23:59:59Z",
+    "2200-01-01T00:00:00Z",
+]
+ZONES = ["UTC", "America/New_York", "Europe/Paris", "Asia/Tokyo", "Asia/Kolkata", "Pacific/Kiritimati",
+         "Etc/GMT+12"]
+
+
+@pytest.mark.parametrize("value", SENTINEL_DATES)
+def test_a_sentinel_date_is_missing_and_reported_as_out_of_range(value):
+    assert parse_iso_date(value) is None
+    assert date_out_of_range(value) is True
+    now = at("2026-11-25T12:00:00+0000")
+    assert calculate_age(value, now) is None
+    assert days_since(value, now) is None
+
+
+@pytest.mark.parametrize("zone_name", ZONES)
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00", "9999-12-31", "9999-12-31T23:59:59"])
+def test_a_sentinel_without_a_zone_is_missing_in_every_zone(value, zone_name):
+    assert parse_iso_date(value, ZoneInfo(zone_name)) is None
+
+
+@pytest.mark.parametrize("value", ["1900-01-01T00:00:00Z", "2199-12-31T12:00:00Z", "2027-01-03"])
+def test_the_edges_of_the_sane_range_are_dates(value):
+    assert parse_iso_date(value) is not None
+    assert date_out_of_range(value) is False
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", 7, {"$date": "nope"}])
+def test_what_is_not_a_date_is_not_out_of_range(value):
+    assert date_out_of_range(value) is False
+
+
+def test_an_extended_json_date_beyond_any_datetime_is_out_of_range():
+    assert date_out_of_range({"$date": {"$numberLong": str(10 ** 18)}}) is True
+
+
+# --- dates without a time or a zone: read in the community's zone -------------------------------
+
+def test_a_date_only_value_is_midnight_in_the_given_zone():
+    start = parse_iso_date("2027-01-03", ZoneInfo("America/New_York"))
+    assert start == at("2027-01-03T05:00:00+0000")  # midnight EST, 05:00 UTC: still Jan 3 in New York
+
+
+def test_a_local_time_without_a_zone_is_read_in_the_given_zone():
+    start = parse_iso_date("2027-07-03T19:30:00", ZoneInfo("Europe/Paris"))
+    assert start == at("2027-07-03T17:30:00+0000")  # CEST is UTC+2 in July
+
+
+def test_a_value_with_its_own_zone_ignores_the_given_zone():
+    assert parse_iso_date("2027-01-03T19:00:00Z", ZoneInfo("Asia/Tokyo")) == at("2027-01-03T19:00:00+0000")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("2027-01-03", True), (" 2027-01-03 ", True), ("2027-01-03T00:00:00", False),
+    ("2027-01-03T19:00:00Z", False), ("", False), (None, False), ({"$date": "2027-01-03"}, False),
+])
+def test_is_date_only(value, expected):
+    assert is_date_only(value) is expected
+
+
+def test_a_now_outside_the_sane_years_says_so():
+    with pytest.raises(PipelineError, match="outside the years 1900-2199"):
+        parse_now("9999-12-31T23:59:59Z")

@@ -289,10 +289,19 @@ def test_save_replaces_the_previous_file_completely(tmp_path):
     assert _folder_listing(tmp_path) == ["out.json"]
 
 
-def test_save_writes_an_ordinary_readable_file(tmp_path):
+def test_save_writes_a_file_only_its_owner_can_read(tmp_path):
+    # Processed files hold people's names, emails and phone numbers.
     path = tmp_path / "out.json"
     save_json_atomic(path, [])
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_write_text_atomic_makes_a_replaced_file_private_too(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("old", encoding="utf-8")
+    path.chmod(0o644)
+    write_text_atomic(path, "new")
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_save_writes_a_temp_file_in_the_same_folder_then_replaces(tmp_path, monkeypatch):
@@ -412,15 +421,13 @@ def test_save_unserialisable_data_is_a_pipeline_error_and_keeps_the_old_file(tmp
     assert _folder_listing(tmp_path) == ["out.json"]
 
 
-def test_save_a_lone_surrogate_from_a_broken_escape_round_trips(tmp_path):
-    # '"\\ud83d"' (half an emoji) loads into a str that UTF-8 cannot encode.
-    source = tmp_path / "in.json"
-    source.write_text('[{"bio": "pizza \\ud83d"}]', encoding="utf-8")
-    data = load_json_list(source)
+def test_save_a_lone_surrogate_writes_it_as_an_escape(tmp_path):
+    # A str holding half an emoji cannot be encoded as UTF-8; load_json_list never returns one,
+    # but a caller may build one, and the file must still be written.
     path = tmp_path / "out.json"
-    save_json_atomic(path, data)
-    assert load_json_list(path) == [{"bio": "pizza \ud83d"}]
+    save_json_atomic(path, [{"bio": "pizza \ud83d"}])
     assert b'"pizza \\ud83d"' in path.read_bytes()
+    assert load_json_list(path) == [{"bio": "pizza \ufffd"}]
 
 
 def test_save_where_the_folder_cannot_be_made_is_a_pipeline_error(tmp_path):
@@ -444,3 +451,73 @@ def test_write_text_atomic_with_unencodable_text_is_a_pipeline_error(tmp_path):
         write_text_atomic(path, "half an emoji \ud83d")
     assert path.read_text(encoding="utf-8") == "old"
     assert _folder_listing(tmp_path) == ["notes.txt"]
+
+
+# --- hostile values inside records: repaired and counted, never fatal ---------------------------
+
+def test_load_replaces_lone_surrogates_everywhere_and_counts_each_string(tmp_path):
+    path = tmp_path / "users.json"
+    # Half an emoji in a value, in a list item, deep inside, and in a key; a whole emoji stays.
+    path.write_text('[{"firstName": "Ann\\ud83d", "tags": ["ok", "x\\udc00y"], '
+                    '"deep": {"k\\ud800": [["\\ud83d"]]}, "emoji": "\\ud83c\\udf63"}]', encoding="utf-8")
+    loaded = load_json_list(path, what="users")
+    assert loaded == [{"firstName": "Ann\ufffd", "tags": ["ok", "x\ufffdy"],
+                       "deep": {"k\ufffd": [["\ufffd"]]}, "emoji": "🍣"}]
+    assert loaded.repairs == {jsonio.REPLACED_SURROGATES: 4}
+    loaded_text = json.dumps(loaded, ensure_ascii=False)
+    loaded_text.encode("utf-8")  # would raise on any surrogate left
+
+
+def test_load_reads_a_number_too_large_for_a_float_as_null_and_counts_it(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text('[{"maxParticipants": 1e400, "score": -1e400, "ok": 2.5}]', encoding="utf-8")
+    loaded = load_json_list(path, what="events")
+    assert loaded == [{"maxParticipants": None, "score": None, "ok": 2.5}]
+    assert loaded.repairs == {jsonio.NUMBERS_OUT_OF_RANGE: 2}
+    assert jsonio.input_repair_rows(loaded) == [
+        ("events repaired: text with a lone surrogate (now U+FFFD)", 0),
+        ("events repaired: numbers too large (now null)", 2)]
+
+
+def test_load_of_clean_data_repairs_nothing(tmp_path):
+    path = tmp_path / "users.json"
+    path.write_text('[{"name": "Zoë \\ud83c\\udf63", "n": 1.5}]', encoding="utf-8")
+    assert load_json_list(path).repairs == {}
+
+
+def test_load_keeps_a_401_digit_integer_for_the_step_to_judge(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text('[{"maxParticipants": %s}]' % ("9" * 401), encoding="utf-8")
+    assert load_json_list(path)[0]["maxParticipants"] == int("9" * 401)
+
+
+def test_load_an_integer_longer_than_4300_digits_is_one_error_naming_the_file(tmp_path):
+    path = tmp_path / "events.json"
+    path.write_text('[{"maxParticipants": %s}]' % ("9" * 5000), encoding="utf-8")
+    with pytest.raises(PipelineError) as caught:
+        load_json_list(path)
+    assert str(path) in str(caught.value)
+    assert "number too long" in str(caught.value)
+
+
+def test_load_json_nested_deeper_than_the_recursion_limit_is_one_error_naming_the_file(tmp_path):
+    path = tmp_path / "users.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(PipelineError) as caught:
+        load_json_list(path)
+    assert str(path) in str(caught.value)
+    assert "nested deeper" in str(caught.value)
+
+
+def test_replace_surrogates_leaves_valid_text_alone():
+    assert jsonio.replace_surrogates("Zoë 🍣") == "Zoë 🍣"
+    assert jsonio.replace_surrogates("a\ud83db\udc00") == "a\ufffdb\ufffd"
+
+
+def test_save_data_nested_too_deeply_is_a_pipeline_error(tmp_path):
+    data: list = []
+    for _ in range(100_000):
+        data = [data]
+    with pytest.raises(PipelineError, match="nested too deeply"):
+        save_json_atomic(tmp_path / "out.json", data)
+    assert _folder_listing(tmp_path) == []

@@ -120,3 +120,18 @@ def test_loaders_read_json_lists_and_fail_readably(tmp_path):
     assert people.load_all_users(path) == [{"id": "u1", "createdAt": "1970-01-01T00:00:00.000Z"}, 3]
     with pytest.raises(PipelineError, match="qualified events file not found"):
         people.load_qualified_events(tmp_path / "missing.json")
+
+
+# --- invisible characters are removed where names and text are read (issue 12) ------------------
+
+def test_clean_text_and_names_lose_bidi_and_zero_width_characters():
+    user = {"firstName": "\u202eAnn", "lastName": "Lee\u200b", "interests": ["ja\u2066zz", "\u200b"]}
+    assert people.first_name(user) == "Ann"
+    assert people.full_name(user) == "Ann Lee"
+    assert people.text_list(user["interests"]) == ["jazz"]  # an item of only invisible characters is blank
+    assert people.clean_text("\ufeff  \u200d ") is None
+
+
+def test_clean_text_keeps_emoji_joined_by_a_zwj():
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
+    assert people.clean_text(f" Supper {family} ") == f"Supper {family}"

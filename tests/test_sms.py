@@ -5,14 +5,16 @@ where a 2-unit character lands), never taken from the code under test.
 """
 
 import re
+import sys
+import unicodedata
 
 import pytest
 
 from utils import sms
 from utils.paths import PROJ_ROOT
 from utils.sms import (
-    GSM7_BASIC, GSM7_EXTENSION, RULES, check_message, count_emoji, normalize_gsm, rule_of, sms_encoding,
-    sms_segments,
+    GSM7_BASIC, GSM7_EXTENSION, RULES, check_message, count_emoji, find_invisible, normalize_gsm, rule_of,
+    sms_encoding, sms_segments, strip_invisible,
 )
 
 LINK = "https://cucu.li/bookings/rec123"
@@ -265,7 +267,8 @@ def test_count_emoji(text, expected):
 
 
 def test_rules_are_the_documented_ids():
-    assert RULES == ("length", "link", "placeholder", "first_name", "emoji", "segments", "banned_content", "spam")
+    assert RULES == ("length", "link", "phone", "invisible", "placeholder", "first_name", "emoji", "segments",
+                     "banned_content", "spam")
 
 
 def test_good_message_passes():
@@ -367,9 +370,7 @@ def test_prompt_injected_extra_link_is_blocked(smuggled):
     "text",
     [
         "Doors 7.30pm, e.g. pasta, 4.5 stars.",
-        "It's on tonight.It's going to be great.",
         "Dr. Lee hosts at St. Mark's, a.m. or p.m.",
-        "Follow @cucu_club for photos.",
         "$12.99 per plate, 3.5 hrs.",
     ],
 )
@@ -406,7 +407,6 @@ def test_unfilled_placeholder_fails(slot):
         "Last time was [sold out].",
         "50% of seats gone, 100%sure you'll love it.",
         "Fri 7-9pm (2 spots).",
-        "Tag @cucu_club!",
         "Price: $45 (tip incl.)",
     ],
 )
@@ -642,7 +642,7 @@ def _doc_text():
     "name",
     [
         "RULES", "BANNED_TERMS", "ALCOHOL_OFFER_WORDS", "ALCOHOL_DRINK_WORDS", "SPAM_PHRASES",
-        "CAPS_ALLOWLIST", "URL_SHORTENERS", "LINK_TLDS", "PLACEHOLDER_WORDS",
+        "CAPS_ALLOWLIST", "PLACEHOLDER_WORDS",
     ],
 )
 def test_every_listed_word_is_documented(name):
@@ -657,3 +657,141 @@ def test_every_banned_category_is_documented():
     doc = _doc_text()
     for category in sms.BANNED_TERMS:
         assert f"**{category}**" in doc
+
+
+# --- foreign contact points (issue 12): the booking link is the only one -----------------------------
+
+@pytest.mark.parametrize(
+    "smuggled, token",
+    [
+        ("Supper at evil.to/x", "evil.to/x"),
+        ("claim at evil.example/claim", "evil.example/claim"),
+        ("chat t.me/evil", "t.me/evil"),
+        ("text wa.me/12125550199", "wa.me/12125550199"),
+        ("tip pay.me/d", "pay.me/d"),
+        ("pay 10.0.0.7/pay", "10.0.0.7/pay"),
+        ("pay at 10.0.0.7", "10.0.0.7"),
+        ("DM @evil", "@evil"),
+        ("Follow @cucu_club for photos", "@cucu_club"),
+        ("see ЕВИЛ.рф/x", "ЕВИЛ.рф/x"),  # labels in any script
+        ("see evil.newtld", "evil.newtld"),  # an ending no list would know yet
+        ("see evil\u3002to/x", "evil.to/x"),  # the ideographic full stop is a dot to a browser
+        ("see \uff45\uff56\uff49\uff4c\uff0e\uff54\uff4f/x", "evil.to/x"),  # fullwidth
+        ("see evil\u200b.to/x", "evil.to/x"),  # a zero-width space inside
+        ("mail a@evil.co", "evil.co"),
+    ],
+)
+def test_a_foreign_contact_point_fails_the_link_rule_and_names_the_token(smuggled, token):
+    failures = check(f"Hi Maya, dinner Friday, {smuggled} " + LINK)
+    assert "link" in rules(failures)
+    link_failure = next(f for f in failures if rule_of(f) == "link")
+    assert repr(token) in link_failure
+    assert "must be the only link" in link_failure
+
+
+@pytest.mark.parametrize(
+    "text, number",
+    [
+        ("Call 212-555-0199", "212-555-0199"),
+        ("Call (646) 555-0142", "(646) 555-0142"),
+        ("Call +1 212 555 0199", "+1 212 555 0199"),
+        ("Call 212.555.0199", "212.555.0199"),
+        ("Call 2125550199", "2125550199"),
+        ("Text 555-0199 now", "555-0199"),
+        ("Call +44 20 7946 0958", "+44 20 7946 0958"),
+        ("Call \uff12\uff11\uff12-\uff15\uff15\uff15-\uff10\uff11\uff19\uff19", "212-555-0199"),  # fullwidth digits
+    ],
+)
+def test_a_phone_number_fails_the_phone_rule(text, number):
+    failures = check(f"Hi Maya, dinner Friday. {text}. " + LINK)
+    assert rules(failures) == ["phone"]
+    assert repr(number) in failures[0]
+    assert "only contact point" in failures[0]
+
+
+def test_a_phone_number_hidden_by_zero_width_spaces_fails_twice():
+    failures = check("Hi Maya, dinner Friday. Call 212\u200b555\u200b0199. " + LINK)
+    assert rules(failures) == ["phone", "invisible"]
+    assert "'2125550199'" in failures[0]
+    assert "U+200B" in failures[1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Doors 7:30pm, Sat 12/5.",
+        "Only $25, 3 seats left.",
+        "Meet at St. Mark's Pl, hosted by J.R. Smith.",
+        "Dinner @7pm, drinks @ 9.",
+        "Sat Dec 5 2026 at 7:30pm, 12 seats.",
+        "Dec 12 2026 10 seats left.",
+        "Dinner 2027-01-03 or 12-05-2026.",
+        "Table for 8, $1,250,000 raised so far.",
+        "Ph.D. students, U.S.A. and vol. 2.",
+        "Doors 7.30pm, e.g. pasta, 4.5 stars, no. 10.",
+        "Rooftop 🇺🇸 party.",
+    ],
+)
+def test_legitimate_look_alikes_pass(text):
+    assert check(f"Hi Maya! {text} " + LINK) == []
+
+
+def test_a_missing_space_after_a_full_stop_reads_as_a_domain():
+    # The rule is structural, so "tonight.It" looks like a link; such a message goes to review.
+    failures = check("Hi Maya! It's on tonight.It's going to be great. " + LINK)
+    assert rules(failures) == ["link"]
+    assert "'tonight.It'" in failures[0]
+
+
+def test_the_booking_link_in_a_url_like_word_is_still_found_once():
+    assert check("Hi Maya! Dinner Friday, book here: " + LINK) == []
+
+
+# --- invisible characters: never in an approved message, stripped where text enters -------------
+
+RLO = "\u202e"
+FLAG_ENGLAND = "\U0001F3F4\U000E0067\U000E0062\U000E0065\U000E006E\U000E0067\U000E007F"
+
+
+@pytest.mark.parametrize("control", ["\u202a", "\u202b", "\u202c", "\u202d", RLO, "\u2066", "\u2067", "\u2068",
+                                     "\u2069", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060",
+                                     "\ufeff", "\u00ad", "\u061c", "\U000E0041"])
+def test_a_format_character_fails_the_invisible_rule(control):
+    failures = check(f"Hi Ma{control}ya! Dinner Friday. " + LINK)
+    assert rules(failures) == ["invisible"]
+    assert f"U+{ord(control):04X}" in failures[0]
+
+
+@pytest.mark.parametrize("emoji", [FAMILY, "\U0001F3F3\ufe0f\u200d\U0001F308", FLAG_ENGLAND,
+                                   "\U0001F469\U0001F3FD\u200d\U0001F373"])
+def test_emoji_that_need_a_zwj_or_tags_pass(emoji):
+    assert check(f"Hi Maya! Dinner Friday {emoji} " + LINK) == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    (f"{RLO}Ann", "Ann"),
+    ("Ma\u200bya\u2066", "Maya"),
+    ("plain ascii", "plain ascii"),
+    ("Zoë", "Zoë"),
+    (f"a{FAMILY}b", f"a{FAMILY}b"),
+    (f"x\u200d{GRIN}", f"x{GRIN}"),  # a ZWJ after a letter joins nothing
+    (f"{GRIN}\u200d", GRIN),  # nor one at the end
+    (f"flag {FLAG_ENGLAND}", f"flag {FLAG_ENGLAND}"),
+    ("tag \U000E0067\U000E007F", "tag "),  # tags without their flag
+    ("\U0001F3F4\U000E0067 open", "\U0001F3F4 open"),  # a flag's tags without the closing tag
+])
+def test_strip_invisible(text, expected):
+    assert strip_invisible(text) == expected
+    assert find_invisible(expected) == []
+
+
+def test_normalize_gsm_strips_invisible_characters():
+    assert normalize_gsm(f"Hi {RLO}Ann\u2069, {FAMILY}") == f"Hi Ann, {FAMILY}"
+
+
+def test_the_format_character_table_covers_every_cf_character_of_this_python():
+    covered = {cp for low, high in sms.FORMAT_CHARACTER_RANGES for cp in range(low, high + 1)}
+    category_cf = {cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) == "Cf"}
+    assert category_cf <= covered
+    # Nothing else: the table may only be ahead of this Python's Unicode version (15 vs 14).
+    assert all(unicodedata.category(chr(cp)) in ("Cf", "Cn") for cp in covered - category_cf)

@@ -6,6 +6,7 @@ import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -222,8 +223,11 @@ def hand_made_events():
 EXPECTED_QUALIFIED_IDS = ["e1", "e6", "e14", "e17", "e19"]
 EXPECTED_STATS = [
     ("events loaded", 20),
+    ("events repaired: text with a lone surrogate (now U+FFFD)", 0),
+    ("events repaired: numbers too large (now null)", 0),
     ("events skipped: not an object", 1),
     ("filtered: invalid date", 2),
+    ("filtered: date out of range", 0),
     ("filtered: past", 3),
     ("filtered: private", 2),
     ("filtered: canceled", 2),
@@ -353,7 +357,7 @@ def test_generated_data_invariants(generated, monkeypatch):
     # Every loaded event is counted exactly once.
     assert stats["events loaded"] == len(loaded) == len(dataset["events"])
     removed = [value for label, value in stats.items() if label.startswith(("filtered: ", "events skipped: "))]
-    assert len(removed) == 8
+    assert len(removed) == 9
     assert sum(removed) + stats["qualified events"] == stats["events loaded"]
     assert stats["qualified events"] == len(qualified)
     # The generated data exercises the main filters.
@@ -375,3 +379,49 @@ def test_docs_sample_output_is_what_the_step_prints(tmp_path, monkeypatch, capsy
     table = table_text(capsys.readouterr().out, step2.STATS_TITLE)
     doc = (PROJ_ROOT / "docs" / "2-event-selection.md").read_text(encoding="utf-8")
     assert table in doc, "re-run the command in the doc's 'Sample console output' and paste the new output"
+
+
+# --- hostile values (issue 12): counted, never fatal ----------------------------------------------
+
+@pytest.mark.parametrize("start", [
+    "0001-01-01T00:00:00Z", {"$date": {"$numberLong": "-62135596800000"}}, "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-05:00",
+])
+def test_a_placeholder_start_date_is_counted_as_out_of_range(start):
+    qualified, stats = step2.select_events([good_event("e1", startDate=start), good_event("e2")], NOW)
+    assert ids(qualified) == ["e2"]
+    assert dict(stats)["filtered: date out of range"] == 1
+    assert dict(stats)["filtered: invalid date"] == 0
+
+
+def test_a_401_digit_capacity_is_an_invalid_capacity():
+    qualified, stats = step2.select_events([good_event("e1", maxParticipants=int("9" * 401))], NOW)
+    assert qualified == []
+    assert dict(stats)["filtered: invalid capacity"] == 1
+
+
+@pytest.mark.parametrize("zone_name, start, kept", [
+    # A date alone is midnight in the community's zone: in New York, Nov 26 starts at 05:00 UTC.
+    ("America/New_York", "2026-11-26", True),
+    # A local time without a zone: 06:00 in Tokyo on Nov 25 is 21:00 UTC on Nov 24, before now.
+    ("Asia/Tokyo", "2026-11-25T06:00:00", False),
+    ("UTC", "2026-11-25T13:00:00", True),
+    # 13:00 in Kiritimati (UTC+14) on Nov 25 is 23:00 UTC on Nov 24.
+    ("Pacific/Kiritimati", "2026-11-25T13:00:00", False),
+])
+def test_a_start_without_a_zone_is_read_in_the_community_zone(zone_name, start, kept):
+    qualified, stats = step2.select_events([good_event("e1", startDate=start)], NOW, ZoneInfo(zone_name))
+    assert (ids(qualified) == ["e1"]) is kept
+    assert dict(stats)["filtered: past"] == (0 if kept else 1)
+
+
+def test_script_counts_repairs_and_goes_on(data_dir, tmp_path):
+    raw = json.dumps([good_event("e1", name="Sup\ud83d"), good_event("e2", maxParticipants="__BIG__")])
+    (data_dir / "raw" / "events.json").write_text(raw.replace('"__BIG__"', "1e400"), encoding="utf-8")
+    assert run_step(data_dir, tmp_path / "logs") == 0
+    output = json.loads((data_dir / "processed" / "qualified_events.json").read_text(encoding="utf-8"))
+    assert [event["name"] for event in output] == ["Sup\ufffd"]
+    stats = parse_stats(read_log(tmp_path / "logs"), step2.STATS_TITLE)
+    assert stats["events repaired: text with a lone surrogate (now U+FFFD)"] == 1
+    assert stats["events repaired: numbers too large (now null)"] == 1
+    assert stats["filtered: invalid capacity"] == 1

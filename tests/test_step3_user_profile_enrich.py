@@ -564,3 +564,44 @@ def test_main_pauses_the_garbage_collector_only_while_it_runs(tmp_path):
     with gc_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+# --- hostile values (issue 12): read as missing and counted, never fatal ---------------------------
+
+PLACEHOLDER_DATES = ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"]
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/New_York", "Europe/Paris", "Asia/Tokyo", "Asia/Kolkata",
+                                       "Pacific/Kiritimati", "Etc/GMT+12"])
+def test_placeholder_dates_are_missing_and_counted_per_field(zone_name):
+    users = [_user(f"u{i}", "Ann", "Lee", f"u{i}@example.com", createdAt=value, birthDay=value)
+             for i, value in enumerate(PLACEHOLDER_DATES)]
+    events = [_event(f"e{i}", "Old", value, ["u0@example.com"], "u1") for i, value in enumerate(PLACEHOLDER_DATES)]
+    records, stats = step3.enrich_users(users, events, users, [], NOW, ZoneInfo(zone_name))
+    stats = dict(stats)
+    assert [record["days_since_signup"] for record in records] == [None] * 3
+    assert [record["age"] for record in records] == [None] * 3
+    assert all(record["event_count"] == 0 for record in records)
+    assert stats["qualified users with createdAt out of range (read as missing)"] == 3
+    assert stats["qualified users with birthDay out of range (read as missing)"] == 3
+    assert stats["events skipped: startDate out of range"] == 3
+    assert stats["events skipped: missing or invalid startDate"] == 0
+    assert all("joined" not in record["summary"] for record in records)
+
+
+def test_a_created_at_without_a_zone_is_read_in_the_community_zone():
+    # 23:30 on March 3 in Tokyo is 14:30 UTC: the summary shows the day as the community saw it.
+    user = _user("u1", "Ann", "Lee", "u1@example.com", createdAt="2024-03-03T23:30:00")
+    records, _ = step3.enrich_users([user], [], [user], [], NOW, ZoneInfo("Asia/Tokyo"))
+    assert "(on March 3, 2024)" in records[0]["summary"]
+    user = _user("u1", "Ann", "Lee", "u1@example.com", createdAt="2024-03-03")
+    records, _ = step3.enrich_users([user], [], [user], [], NOW, ZoneInfo("Etc/GMT+12"))
+    assert "(on March 3, 2024)" in records[0]["summary"]
+
+
+def test_invisible_characters_do_not_reach_the_profile():
+    user = _user("u1", "\u202eAnn", "Lee\u200b", "u1@example.com", occupation="Chef\u2066", interests=["ja\u200bzz"])
+    record = step3.enrich_users([user], [], [user], [], NOW, NEW_YORK)[0][0]
+    assert (record["name"], record["first_name"], record["occupation"], record["interests"]) == (
+        "Ann Lee", "Ann", "Chef", ["jazz"])
+    assert "\u202e" not in record["summary"] and "\u200b" not in record["summary"]

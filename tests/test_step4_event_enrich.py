@@ -4,6 +4,7 @@ now = 2026-11-25T12:00:00Z. The Friday Supper Club starts 2026-11-28T02:30Z: Sat
 Friday 9:30 PM in New York.
 """
 
+import time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -227,3 +228,66 @@ def test_generated_events_are_consistent():
             assert record["has_low_occupancy"] is (count / maximum < 0.3 or (count < 3 and maximum >= 10))
         for token in ("None", "null", "[]"):
             assert token not in record["summary"]
+
+
+# --- hostile and broken input (issue 12) -------------------------------------------------------------
+
+def _qualified(eid="e1", **fields):
+    event = {"id": eid, "name": "Supper", "startDate": "2027-01-03T00:30:00Z", "type": "public",
+             "maxParticipants": 10, "participants": []}
+    event.update(fields)
+    return event
+
+
+def test_clean_html_of_a_megabyte_of_unclosed_tags_is_fast():
+    # A generous regression guard: measured 0.001 s here for 1 MB, where the old regex took 23 s for 640 KB.
+    started = time.perf_counter()
+    assert step4.clean_html("<" * 1_000_000) == "<" * 1_000_000
+    assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("a < b and c > d", "a d"),  # the spec's pattern: "< b and c >" is a tag
+    ("x <<b>y", "x y"),  # "<<b>" is one tag, as before
+    ("x <b>y<", "x y<"),  # nothing after the last ">" is a tag
+    ("a\u202eb &#8238;c &#x200b;d", "ab c d"),  # invisible characters, typed or as entities
+])
+def test_clean_html_keeps_its_rules_on_odd_input(raw, expected):
+    assert step4.clean_html(raw) == expected
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/New_York", "Europe/Paris", "Asia/Tokyo", "Asia/Kolkata",
+                                       "Pacific/Kiritimati", "Etc/GMT+12"])
+def test_an_all_day_event_names_its_day_without_a_clock_time(zone_name):
+    zone = ZoneInfo(zone_name)
+    records, _ = step4.enrich_events([_qualified(startDate="2027-01-03", endDate="2027-01-04")], [], NOW, zone)
+    record = records[0]
+    assert record["startDate"] == "2027-01-03"  # kept as a date: step 5 must not invent a time either
+    assert record["endDate"] == "2027-01-04"
+    assert record["day_of_week"] == "Sunday"
+    assert "Supper is on Sunday, January 3, 2027 (all day)." in record["summary"]
+
+
+def test_a_local_start_without_a_zone_is_read_in_the_community_zone():
+    records, _ = step4.enrich_events([_qualified(startDate="2027-01-03T19:00:00")], [], NOW, ZoneInfo("Asia/Tokyo"))
+    assert records[0]["startDate"] == "2027-01-03T10:00:00.000Z"
+    assert "on Sunday, January 3, 2027 at 7:00 PM JST" in records[0]["summary"]
+
+
+@pytest.mark.parametrize("zone_name", ["UTC", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati", "Etc/GMT+12"])
+def test_placeholder_dates_and_huge_capacities_are_counted_not_fatal(zone_name):
+    events = [
+        _qualified("e1", startDate="0001-01-01T00:00:00Z"),
+        _qualified("e2", startDate="9999-12-31T23:59:59-05:00"),
+        _qualified("e3", endDate="0001-01-01T00:00:00+01:00"),
+        _qualified("e4", maxParticipants=int("9" * 401)),
+    ]
+    users = [{"id": "u1", "email": "a@x.com", "birthDay": "9999-12-31T23:59:59-05:00"}]
+    records, stats = step4.enrich_events(events, users, NOW, ZoneInfo(zone_name))
+    stats = dict(stats)
+    assert [record["id"] for record in records] == ["e3", "e4"]
+    assert stats["qualified events skipped: startDate out of range"] == 2
+    assert stats["events with endDate out of range (read as missing)"] == 1
+    assert stats["users with birthDay out of range (age unknown)"] == 1
+    assert records[0]["endDate"] is None
+    assert records[1]["maxParticipants"] is None and records[1]["has_low_occupancy"] is False

@@ -1,7 +1,7 @@
 """Dates: one parser, one idea of "age" and "days since", and time zones for showing dates to people."""
 
 import os
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,17 +12,14 @@ TIMEZONE_ENV = "PIPELINE_TIMEZONE"
 _ONE_DAY = timedelta(days=1)
 
 
-def parse_iso_date(value: Any) -> Optional[datetime]:
-    """Parse an ISO 8601 date or date-time into an aware datetime; never raises.
+# Dates outside these years are placeholders ("0001-01-01", "9999-12-31") or typos, never real
+# sign-ups, birthdays or events; read as missing, they also keep every later date sum in range.
+MIN_YEAR = 1900
+MAX_YEAR = 2199
 
-    Args:
-        value: A string such as `"2019-08-05T17:00:00.000Z"`, `"2019-08-05T12:00:00-05:00"`,
-            `"2019-08-05"`, or an Extended JSON `{"$date": …}`. A value without a time zone is
-            read as UTC.
 
-    Returns:
-        The aware datetime, or None if the value is missing, not a string, or not a valid date.
-    """
+def _parse_unchecked(value: Any, zone: Optional[tzinfo]) -> Optional[datetime]:
+    """`parse_iso_date` without the year range check."""
     if isinstance(value, dict) and len(value) == 1 and "$date" in value:
         value = normalize_extended_json(value)
     if not isinstance(value, str):
@@ -36,8 +33,75 @@ def parse_iso_date(value: Any) -> Optional[datetime]:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=timezone.utc)
+        return parsed.replace(tzinfo=zone or timezone.utc)
     return parsed
+
+
+def _in_range(moment: datetime) -> bool:
+    """Whether the moment falls in the years MIN_YEAR-MAX_YEAR, in UTC as well as where it was written."""
+    if MIN_YEAR < moment.year < MAX_YEAR:
+        return True  # an offset moves a moment by less than a day: its UTC year is in range too
+    utc = _as_utc(moment)
+    return utc is not None and MIN_YEAR <= moment.year <= MAX_YEAR and MIN_YEAR <= utc.year <= MAX_YEAR
+
+
+def parse_iso_date(value: Any, zone: Optional[tzinfo] = None) -> Optional[datetime]:
+    """Parse an ISO 8601 date or date-time into an aware datetime; never raises.
+
+    Args:
+        value: A string such as `"2019-08-05T17:00:00.000Z"`, `"2019-08-05T12:00:00-05:00"`,
+            `"2019-08-05"`, or an Extended JSON `{"$date": …}`.
+        zone: The community's time zone: a value without a zone ("2019-08-05T19:00:00", or a
+            date-only "2019-08-05", which is midnight there) is read in it. None means UTC.
+
+    Returns:
+        The aware datetime, or None if the value is missing, not a string, not a valid date, or
+        outside the years MIN_YEAR-MAX_YEAR (see `date_out_of_range`).
+    """
+    parsed = _parse_unchecked(value, zone)
+    return parsed if parsed is not None and _in_range(parsed) else None
+
+
+def date_out_of_range(value: Any) -> bool:
+    """Whether a value is a valid date that `parse_iso_date` refuses for its year.
+
+    Args:
+        value: As for `parse_iso_date`, e.g. "0001-01-01T00:00:00Z" or "9999-12-31T23:59:59-05:00".
+
+    Returns:
+        True for a readable date before MIN_YEAR or after MAX_YEAR (a sentinel such as 0001-01-01);
+        False for an in-range date and for anything that is not a date at all.
+    """
+    if isinstance(value, dict) and len(value) == 1 and "$date" in value:
+        inner = value["$date"]
+        if isinstance(inner, dict):
+            inner = normalize_extended_json(inner)
+        # {"$numberLong": "-62135596800000"} is 0001-01-01; anything that will not convert is out of range.
+        if isinstance(inner, int) and not isinstance(inner, bool):
+            try:
+                return not _in_range(datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=inner))
+            except OverflowError:
+                return True
+    parsed = _parse_unchecked(value, None)
+    return parsed is not None and not _in_range(parsed)
+
+
+def is_date_only(value: Any) -> bool:
+    """Whether a value is a calendar date without a time, such as "2027-01-03" (an all-day date).
+
+    Args:
+        value: A date field as found in a record.
+
+    Returns:
+        True for an ISO 8601 date with no time part; False for date-times and anything else.
+    """
+    if not isinstance(value, str):
+        return False
+    try:
+        date.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def to_iso(moment: datetime) -> str:
@@ -140,9 +204,11 @@ def parse_now(text: str) -> datetime:
         The aware datetime.
 
     Raises:
-        PipelineError: The text is not a valid ISO 8601 date.
+        PipelineError: The text is not a valid ISO 8601 date, or not one in MIN_YEAR-MAX_YEAR.
     """
     parsed = parse_iso_date(text)
+    if parsed is None and date_out_of_range(text):
+        raise PipelineError(f"--now {text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}, e.g. 2026-11-25T12:00:00Z")
     if parsed is None:
         raise PipelineError(f"--now {text!r} is not an ISO 8601 date, e.g. 2026-11-25T12:00:00Z")
     return parsed

@@ -4,10 +4,12 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from utils.errors import PipelineError
 
@@ -105,25 +107,120 @@ def _constant_error(path: Path, name: str) -> PipelineError:
     )
 
 
-def load_json_list(path: Path, *, what: str = "records") -> list:
+# Repairs made while loading, as (key, statistics label); steps show them with `input_repair_rows`.
+REPLACED_SURROGATES = "text with a lone surrogate (now U+FFFD)"
+NUMBERS_OUT_OF_RANGE = "numbers too large (now null)"
+_REPAIRS = (REPLACED_SURROGATES, NUMBERS_OUT_OF_RANGE)
+
+# A "\\uD800"-"\\uDFFF" escape: only such escapes can put a surrogate into a loaded string.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+class LoadedList(list):
+    """A list loaded by `load_json_list`, with what was repaired on the way in.
+
+    Attributes:
+        repairs: Counts keyed by REPLACED_SURROGATES and NUMBERS_OUT_OF_RANGE (values, not records).
+        what: What the file holds, e.g. "users" (labels the statistics rows).
+    """
+
+    def __init__(self, items=(), repairs: Optional[Counter] = None, what: str = "records"):
+        super().__init__(items)
+        self.repairs = repairs if repairs is not None else Counter()
+        self.what = what
+
+
+def _parse_float(text: str, repairs: Counter) -> Optional[float]:
+    """A JSON number with a fraction or exponent; one that overflows a float (1e400) is None, counted."""
+    value = float(text)
+    if math.isfinite(value):
+        return value
+    repairs[NUMBERS_OUT_OF_RANGE] += 1
+    return None
+
+
+def replace_surrogates(text: str) -> str:
+    """Make a string valid Unicode text by replacing each lone surrogate with U+FFFD.
+
+    Args:
+        text: Any string, e.g. one decoded from a "\\ud83d" escape (half an emoji).
+
+    Returns:
+        The string with every code point in U+D800-U+DFFF replaced by U+FFFD (the replacement
+        character); unchanged when it has none.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _repair_surrogates(value: Any, repairs: Counter) -> Any:
+    """The value with every string (keys too) made valid Unicode, counting the strings repaired."""
+    # An explicit stack, not recursion: the file may be nested nearly as deep as the recursion limit.
+    root = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        container, key = stack.pop()
+        item = container[key]
+        if isinstance(item, str):
+            if _LONE_SURROGATE.search(item):
+                container[key] = replace_surrogates(item)
+                repairs[REPLACED_SURROGATES] += 1
+        elif isinstance(item, list):
+            stack.extend((item, index) for index in range(len(item)))
+        elif isinstance(item, dict):
+            if any(_LONE_SURROGATE.search(name) for name in item):
+                repaired = {}
+                for name, member in item.items():
+                    if _LONE_SURROGATE.search(name):
+                        repairs[REPLACED_SURROGATES] += 1
+                        name = replace_surrogates(name)
+                    repaired[name] = member
+                item = container[key] = repaired
+            stack.extend((item, name) for name in item)
+    return root[0]
+
+
+def input_repair_rows(items: list, what: Optional[str] = None) -> list[tuple[str, int]]:
+    """Statistics rows for what `load_json_list` repaired in a file.
+
+    Args:
+        items: A list returned by `load_json_list` (any other list gives zero counts).
+        what: What the file holds, e.g. "events"; None uses the name given to `load_json_list`.
+
+    Returns:
+        One ("<what> repaired: <repair>", count) row per kind of repair, zeros included, e.g.
+        ("events repaired: numbers too large (now null)", 1).
+    """
+    repairs = getattr(items, "repairs", Counter())
+    what = what or getattr(items, "what", "records")
+    return [(f"{what} repaired: {label}", repairs[label]) for label in _REPAIRS]
+
+
+def load_json_list(path: Path, *, what: str = "records") -> LoadedList:
     """Load a JSON file whose top level must be a list, normalising Extended JSON on the way.
+
+    Bad values inside records are repaired so that one record cannot stop a step: a lone
+    surrogate (a "\\ud83d" escape, half an emoji) becomes U+FFFD and a number too large for a float
+    (1e400) becomes null. Both are counted in the result's `repairs`.
 
     Args:
         path: The file to read.
-        what: What the file holds, for error messages (e.g. "users").
+        what: What the file holds, for error messages and statistics (e.g. "users").
 
     Returns:
-        The list as parsed. Items that are not objects are returned as they are, so the caller
-        can skip and count them.
+        The list as parsed, as a `LoadedList` (with `repairs` and `what`). Items that are not
+        objects are returned as they are, so the caller can skip and count them.
 
     Raises:
         PipelineError: The file is missing or unreadable, is not valid JSON (the message gives the
-            line and column), or its top level is not a list.
+            line and column), is nested too deeply, holds an integer too long to read, or its top
+            level is not a list.
     """
     path = Path(path)
+    repairs: Counter = Counter()
     try:
-        with path.open("r", encoding="utf-8") as handle:
-            data = json.load(handle, object_hook=_extended_json_hook, parse_constant=_reject_constant)
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text, object_hook=_extended_json_hook, parse_constant=_reject_constant,
+                          parse_float=lambda number: _parse_float(number, repairs))
     except FileNotFoundError:
         raise PipelineError(
             f"{what} file not found: {path}. Check --data-dir, or run the step that writes it first."
@@ -136,13 +233,25 @@ def load_json_list(path: Path, *, what: str = "records") -> list:
         raise PipelineError(f"{path} is not UTF-8 text (byte {exc.start}): {exc.reason}") from None
     except _BareConstantError as exc:
         raise _constant_error(path, str(exc)) from None
+    except RecursionError:
+        raise PipelineError(
+            f"cannot read {path}: its JSON is nested deeper than {sys.getrecursionlimit()} levels; "
+            "export the records as a flat list of objects"
+        ) from None
+    except ValueError as exc:
+        # int() refuses more than sys.get_int_max_str_digits() digits (4,300 by default).
+        raise PipelineError(
+            f"cannot read {path}: it holds a number too long to read ({exc}); fix or remove that value"
+        ) from None
     except OSError as exc:
         raise PipelineError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not isinstance(data, list):
         raise PipelineError(
             f"{path} must hold a JSON list of {what} objects, but its top level is {type(data).__name__}"
         )
-    return data
+    if _SURROGATE_ESCAPE.search(text):
+        data = _repair_surrogates(data, repairs)
+    return LoadedList(data, repairs, what)
 
 
 def split_objects(items: list) -> tuple[list[dict], int]:
@@ -195,6 +304,8 @@ def save_json_atomic(path: Path, data: Any) -> None:
         text = dump_json_text(data)
     except (TypeError, ValueError) as exc:
         raise PipelineError(f"cannot write {path}: data is not JSON-serialisable ({exc})") from None
+    except RecursionError:
+        raise PipelineError(f"cannot write {path}: the data is nested too deeply to write as JSON") from None
     write_text_atomic(path, text)
 
 
@@ -213,8 +324,8 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        # mkstemp makes the file private (0600); outputs are ordinary shared files.
-        os.chmod(tmp_name, 0o644)
+        # mkstemp creates the file readable by its owner only (0600), and we keep it so: these files
+        # hold people's names, emails and phone numbers.
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

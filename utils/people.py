@@ -5,7 +5,9 @@ people to read. The rules live here once:
 
 - emails are compared after stripping and lower-casing;
 - a user is found by `id` or `_id`; the first user wins when two share a key;
-- dates in sentences are shown in the run's time zone.
+- dates in sentences are shown in the run's time zone;
+- text that people typed loses its invisible format characters (`strip_invisible`: bidi controls,
+  zero-width characters) as it is read, so they never reach a summary, a prompt or an SMS.
 """
 
 from datetime import datetime, tzinfo
@@ -13,6 +15,16 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from utils.jsonio import load_json_list
+# strip_invisible lives with the emoji tables it needs (a ZWJ inside an emoji is kept); it is part of
+# this module's interface because every name and free-text field goes through it here.
+from utils.sms import strip_invisible
+
+__all__ = [
+    "MONTH_NAMES", "WEEKDAY_NAMES", "load_all_users", "load_qualified_events", "normalize_email", "as_id",
+    "record_id", "clean_text", "text_list", "first_name", "full_name", "strip_invisible", "index_users_by_id",
+    "index_users_by_email", "host_name", "join_words", "plural", "article", "format_day", "format_time",
+    "weekday_name", "days_ago",
+]
 
 # English whatever the machine's locale (strftime would follow it).
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
@@ -99,10 +111,11 @@ def clean_text(value: Any) -> Optional[str]:
         value: A field such as `occupation` or `homeNeighborhood`.
 
     Returns:
-        The stripped text or None.
+        The text without invisible format characters (`strip_invisible`) and surrounding spaces, or None.
     """
     if isinstance(value, str):
-        return value.strip() or None
+        # isascii() first: most text is ASCII, which holds no format characters, and this runs per field.
+        return (value if value.isascii() else strip_invisible(value)).strip() or None
     return None
 
 
@@ -113,11 +126,13 @@ def text_list(value: Any) -> list[str]:
         value: A field such as `interests` or `allergies`.
 
     Returns:
-        The strings in order; `[]` when the value is not a list.
+        The strings in order, each through `clean_text`; `[]` when the value is not a list.
     """
     if not isinstance(value, list):
         return []
-    return [text for item in value if isinstance(item, str) and (text := item.strip())]
+    # clean_text inlined: this runs for every item of every list field of every user.
+    return [text for item in value
+            if isinstance(item, str) and (text := (item if item.isascii() else strip_invisible(item)).strip())]
 
 
 def first_name(user: dict) -> Optional[str]:
@@ -137,8 +152,8 @@ def full_name(user: Optional[dict]) -> Optional[str]:
     if not user:
         return None
     first, last = user.get("firstName"), user.get("lastName")
-    first = first.strip() if isinstance(first, str) else ""
-    last = last.strip() if isinstance(last, str) else ""
+    first = (first if first.isascii() else strip_invisible(first)).strip() if isinstance(first, str) else ""
+    last = (last if last.isascii() else strip_invisible(last)).strip() if isinstance(last, str) else ""
     if first and last:
         return f"{first} {last}"
     return first or last or None

@@ -150,20 +150,9 @@ _KEYCAP_BASES = frozenset("0123456789#*")
 
 # --- Compliance rules -----------------------------------------------------------------------------
 
-RULES = ("length", "link", "placeholder", "first_name", "emoji", "segments", "banned_content", "spam")
-
-# Link shorteners hide where a link goes, so carriers filter them; a prompt injection would use them too.
-URL_SHORTENERS = (
-    "bit.ly", "tinyurl.com", "t.co", "goo.gl", "ow.ly", "is.gd", "buff.ly", "rebrand.ly",
-    "cutt.ly", "shorturl.at", "rb.gy", "tiny.cc", "lnkd.in", "t.ly", "v.gd", "s.id", "bl.ink",
-)
-
-# Endings that make "word.ending" a link on a phone. English words that follow a full stop
-# ("in", "at", "is", "it", "to", "me", "us", "so") are left out, so "…in.It's" is not read as a link.
-LINK_TLDS = (
-    "com", "net", "org", "edu", "gov", "info", "biz", "io", "co", "ly", "gl", "gd", "cc", "ai",
-    "app", "dev", "xyz", "tv", "gg", "li", "sh", "ws", "uk", "ca", "au", "de", "fr", "es", "nl",
-    "eu", "ru", "cn", "link", "site", "online", "club", "shop", "store", "live", "top", "click", "page",
+RULES = (
+    "length", "link", "phone", "invisible", "placeholder", "first_name", "emoji", "segments", "banned_content",
+    "spam",
 )
 
 # Words that make "[...]" or "<...>" a template slot rather than text, e.g. [Name], <first_name>.
@@ -314,10 +303,10 @@ def normalize_gsm(text: str) -> str:
         text: The message body.
 
     Returns:
-        The text with curly quotes, dashes, ellipses, odd spaces, invisible characters and
-        fullwidth ASCII replaced.
+        The text with curly quotes, dashes, ellipses, odd spaces and fullwidth ASCII replaced, and
+        invisible format characters removed (`strip_invisible`).
     """
-    return unicodedata.normalize("NFC", text).translate(_GSM_TRANSLATION)
+    return unicodedata.normalize("NFC", strip_invisible(text)).translate(_GSM_TRANSLATION)
 
 
 # --- Emoji ----------------------------------------------------------------------------------------
@@ -419,6 +408,94 @@ def count_emoji(text: str) -> int:
     return count
 
 
+# --- Invisible characters -------------------------------------------------------------------------
+
+# Unicode 15 format characters (General_Category=Cf): direction controls, zero-width characters, the
+# soft hyphen, the byte-order mark, tags … Listed (not computed from unicodedata at import, which
+# takes 0.2 s) like the emoji tables above; a test checks them against the running Python's data.
+FORMAT_CHARACTER_RANGES = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD), (0x070F, 0x070F),
+    (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)
+_FORMAT_CHARACTER_RE = re.compile(
+    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in FORMAT_CHARACTER_RANGES) + "]"
+)
+_BLACK_FLAG = "\U0001F3F4"  # the base of the tag-sequence flags (England, Scotland, Wales)
+_CANCEL_TAG = "\U000E007F"
+_TAG_LETTERS_RE = re.compile("[\U000E0020-\U000E007E]+")
+
+
+def _is_emoji_part(ch: str) -> bool:
+    """Whether the character can end the emoji before a joining ZWJ (a picture, a selector, a skin tone)."""
+    return _is_pictographic(ch) or _is_skin_tone(ch) or ch == _VS16
+
+
+def _tag_flag_end(text: str, index: int) -> int:
+    """If a whole tag flag (U+1F3F4, tag letters, U+E007F) has its tags start at index, the index after it, else 0."""
+    if index == 0 or text[index - 1] != _BLACK_FLAG:
+        return 0
+    letters = _TAG_LETTERS_RE.match(text, index)
+    if letters is None or letters.end() >= len(text) or text[letters.end()] != _CANCEL_TAG:
+        return 0
+    return letters.end() + 1
+
+
+def find_invisible(text: str) -> list[int]:
+    """Where the text holds an invisible format character that does not belong to an emoji.
+
+    Format characters (Unicode category Cf) are the bidirectional controls (U+202A-U+202E,
+    U+2066-U+2069) that can show a message backwards, zero-width spaces and joiners, the soft
+    hyphen, the byte-order mark and the rest of Cf. Two uses are kept, because they draw one
+    emoji: a ZWJ between two emoji (👨‍👩‍👧), and the tag characters of a flag such as England's.
+
+    Args:
+        text: Any text, e.g. a first name or an event name.
+
+    Returns:
+        The indices of the characters to remove, in order ([] for plain ASCII).
+    """
+    if text.isascii():
+        return []  # ASCII holds no format characters, and most text is ASCII
+    found = []
+    last = len(text) - 1
+    flag_end = 0  # the tags before this index belong to a whole flag
+    for match in _FORMAT_CHARACTER_RE.finditer(text):
+        i = match.start()
+        ch = text[i]
+        if i < flag_end:
+            continue
+        if ch == _ZWJ and 0 < i < last and _is_emoji_part(text[i - 1]) and _is_pictographic(text[i + 1]):
+            continue
+        if 0xE0020 <= ord(ch) <= 0xE007F:
+            flag_end = _tag_flag_end(text, i)
+            if flag_end:
+                continue
+        found.append(i)
+    return found
+
+
+def strip_invisible(text: str) -> str:
+    """The text without invisible format characters (see `find_invisible`), emoji kept whole.
+
+    Args:
+        text: Any text, e.g. a first name, an event name or a description.
+
+    Returns:
+        The text with bidirectional controls, zero-width characters and every other Unicode format
+        character removed, except a ZWJ inside an emoji sequence and the tags of a flag emoji.
+    """
+    if text.isascii() or not _FORMAT_CHARACTER_RE.search(text):
+        return text  # the common case, without building a list
+    positions = find_invisible(text)
+    if not positions:
+        return text
+    drop = set(positions)
+    return "".join(ch for index, ch in enumerate(text) if index not in drop)
+
+
 # --- Compliance check -----------------------------------------------------------------------------
 
 
@@ -450,15 +527,26 @@ _ALCOHOL_PITCH_RE = re.compile(
 )
 _SPAM_PHRASES_RE = _whole_words(SPAM_PHRASES)
 
-_TLD_ALTERNATIVES = "|".join(sorted(LINK_TLDS, key=len, reverse=True))
-_SHORTENER_ALTERNATIVES = "|".join(re.escape(domain) for domain in URL_SHORTENERS)
+# A contact point other than the booking link, found by its shape rather than a list of known
+# top-level domains (a list goes stale, and an injection can use any of the 1,500 endings):
 _URL_RE = re.compile(
-    r"\b[a-z][a-z0-9+.-]*://\S+"  # any scheme: https://, http://, ftp:// …
+    r"\b[^\W\d_][\w+.-]*://\S+"  # any scheme: https://, http://, ftp:// …
     r"|\bwww\d{0,3}\.\S+"  # www.example.anything
-    rf"|\b(?:{_SHORTENER_ALTERNATIVES})\b(?:/\S*)?"  # bit.ly/x, shorturl.at/x …
-    rf"|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLD_ALTERNATIVES})\b(?:/\S*)?",  # example.com/x
-    re.IGNORECASE,
+    # label.label where a later label starts with two letters of any script: evil.to/x, t.me/evil,
+    # wa.me/1212…, cucu.li, bit.ly, hello@cucu.li; but not e.g., a.m., J.R., 7.30pm, 4.5 or $12.99.
+    r"|(?<![\w.-])[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2}[\w-]*(?:\.[\w-]+)*(?:[/?#]\S*)?"
+    r"|(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])(?::\d+)?(?:/\S*)?"  # an IP address: 10.0.0.7/pay
+    r"|(?<![\w@])@[^\W\d_][\w.]*",  # a messaging handle: @evil (but "Dinner @7pm" is a time)
 )
+# Dots that browsers and phones read as the dot of a domain name; the link scan treats them as ".".
+_DOT_LOOK_ALIKES = str.maketrans({"\u3002": ".", "\uff61": ".", "\ufe52": ".", "\u2024": "."})
+
+# A run of digits and the separators people write phone numbers with: +1 (646) 555-0142, 212.555.0199.
+_DIGIT_RUN_RE = re.compile(r"(?<![\w$€£¥.,/:#%+-])\+?\(?\d(?:[\d().-]|[ \u00a0](?=[\d(]))*\d\)?(?![\w/:%])")
+_PHONE_MIN_DIGITS = 7
+# Shapes of dates that also are digit runs: 2027-01-03, 12-05-2026, 5.12.26.
+_DATE_SHAPES = ((4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4), (2, 2, 2), (1, 2, 2), (2, 1, 2), (1, 1, 2))
+
 _URL_TRAILING_PUNCTUATION = ".,!?;:)]'\""
 
 _PLACEHOLDER_RES = (
@@ -501,8 +589,29 @@ def _link_spans(message: str, link: str) -> list[tuple[int, int]]:
 
 
 def _foreign_links(masked: str) -> list[re.Match]:
-    """Every URL-looking token left once the booking link is blanked out."""
-    return list(_URL_RE.finditer(masked))
+    """Every URL-looking token (scheme, www., label.label, IP address, @handle) left once the booking link is blanked out."""
+    # Same length after the translation, so the matches' spans are spans of `masked`.
+    return list(_URL_RE.finditer(masked.translate(_DOT_LOOK_ALIKES)))
+
+
+def _phone_numbers(text: str) -> list[re.Match]:
+    """Every digit run that reads as a phone number: 7 or more digits, and not a date or a decimal."""
+    found = []
+    for match in _DIGIT_RUN_RE.finditer(text):
+        run = match.group()
+        groups = re.findall(r"\d+", run)
+        if sum(map(len, groups)) < _PHONE_MIN_DIGITS:
+            continue
+        separators = set(re.sub(r"[\d+()]", "", run))
+        if not run.startswith(("+", "(")):
+            if separators == {"."} and len(groups) == 2:
+                continue  # a decimal number: 3.14159265
+            if separators <= {"-", "."} and tuple(map(len, groups)) in _DATE_SHAPES:
+                continue  # a date: 2027-01-03, 12-05-2026
+            if separators & {" ", "\u00a0"} and any(len(group) < 3 for group in groups[1:]):
+                continue  # spaced small numbers: "Dec 12 2026 10 seats"
+        found.append(match)
+    return found
 
 
 def _check_link(message: str, link: str, link_spans, foreign) -> list[str]:
@@ -520,7 +629,8 @@ def _check_link(message: str, link: str, link_spans, foreign) -> list[str]:
         tokens = ", ".join(repr(m.group().rstrip(_URL_TRAILING_PUNCTUATION)) for m in foreign)
         failures.append(
             f"link: found another link {tokens}; the booking link must be the only link "
-            "(no other URLs, www. addresses, bare domains or shorteners like bit.ly)"
+            "(no other URLs, www. addresses, bare domains like evil.to/x or t.me/x, IP addresses, "
+            "@handles or shorteners like bit.ly)"
         )
     return failures
 
@@ -615,8 +725,10 @@ def check_message(
     link_spans = _link_spans(text, link)
     without_link = _mask(text, link_spans)
     foreign = _foreign_links(without_link)
-    # URLs are blanked out before the word rules, so a path like /FREE_STUFF is reported once, as a link.
+    # URLs are blanked out before the word rules, so a path like /FREE_STUFF is reported once, as a link,
+    # and before the phone rule, so wa.me/12125550199 is one link and not also a phone number.
     words_only = _mask(without_link, [m.span() for m in foreign])
+    phones = _phone_numbers(words_only)
     placeholders = _find_placeholders(words_only)
     # Placeholders too, so "[FIRST NAME]" is one placeholder failure and not also shouting.
     prose = _mask(words_only, [m.span() for m in placeholders])
@@ -626,6 +738,20 @@ def check_message(
         failures.append(f"length: {len(message)} characters including the link, the limit is {max_chars}")
 
     failures += _check_link(text, link, link_spans, foreign)
+
+    if phones:
+        numbers = ", ".join(repr(m.group().strip()) for m in phones)
+        failures.append(
+            f"phone: found a phone number {numbers}; the booking link must be the only contact point"
+        )
+
+    invisible = find_invisible(message)
+    if invisible:
+        codes = ", ".join(dict.fromkeys(f"U+{ord(message[i]):04X}" for i in invisible))
+        failures.append(
+            f"invisible: hidden format characters ({codes}) such as direction or zero-width marks; "
+            "remove them (strip_invisible)"
+        )
 
     if placeholders:
         tokens = ", ".join(m.group() for m in placeholders)
