@@ -50,6 +50,7 @@ def normalize_email(value: Any) -> Optional[str]:
 # Cached: step 1 looks up the same member's email for several rules, over 100,000s of members.
 @functools.lru_cache(maxsize=1 << 18)
 def _normalized_email_text(value: str) -> Optional[str]:
+    """`normalize_email` for text."""
     email = value.strip().lower()
     local, at, domain = email.partition("@")
     if not (at and local and domain) or any(char.isspace() for char in email):
@@ -66,7 +67,8 @@ def normalize_phone(value: Any, default_country: str = "US") -> Optional[str]:
     """A phone number in E.164 form, the comparable key for phones.
 
     `(212) 555-0100`, `212.555.0100`, `1-212-555-0100` and `+1 212 555 0100` all give
-    `+12125550100`. Spaces, dots, dashes, slashes and parentheses are ignored.
+    `+12125550100`. Spaces, dots, dashes, slashes and parentheses are ignored, and so is a
+    bracketed trunk zero after a country code (`+44 (0)20 7946 0000`).
 
     Args:
         value: The number as typed (text, or a whole number such as `2125550100`).
@@ -92,7 +94,12 @@ def normalize_phone(value: Any, default_country: str = "US") -> Optional[str]:
 
 @functools.lru_cache(maxsize=1 << 18)
 def _normalized_phone_text(value: str, code: str) -> Optional[str]:
-    text = value.strip().translate(_PHONE_PUNCTUATION)
+    """`normalize_phone` for text, with `code` the default country's calling code."""
+    text = value.strip()
+    if text.startswith("+"):
+        # "+44 (0)20 …": the bracketed 0 is only dialled inside the country.
+        text = text.replace("(0)", "")
+    text = text.translate(_PHONE_PUNCTUATION)
     if text.startswith("+"):
         digits = text[1:]
     elif text.startswith("011"):  # the US international prefix, e.g. 011 44 20 7946 0000
