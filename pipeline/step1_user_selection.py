@@ -129,14 +129,24 @@ def collect_message_history(messages: list) -> tuple[MessageHistory, Counter]:
         if not isinstance(message, dict):
             unusable[MESSAGE_NOT_OBJECT] += 1
             continue
-        ids = {ident for ident in map(as_identifier, (message.get(key) for key in MESSAGE_ID_FIELDS)) if ident}
-        emails = {email for email in (normalize_email(message.get(key)) for key in MESSAGE_EMAIL_FIELDS) if email}
-        phones = {phone for phone in (normalize_phone(message.get(key)) for key in MESSAGE_PHONE_FIELDS) if phone}
-        history.ids |= ids
-        history.emails |= emails
-        history.phones |= phones
-        if not ids:
-            unusable[MESSAGE_NO_USER_ID if emails or phones else MESSAGE_NOTHING_USABLE] += 1
+        has_id = has_contact = False
+        for key in MESSAGE_ID_FIELDS:
+            ident = as_identifier(message.get(key))
+            if ident is not None:
+                history.ids.add(ident)
+                has_id = True
+        for key in MESSAGE_EMAIL_FIELDS:
+            email = normalize_email(message.get(key))
+            if email is not None:
+                history.emails.add(email)
+                has_contact = True
+        for key in MESSAGE_PHONE_FIELDS:
+            phone = normalize_phone(message.get(key))
+            if phone is not None:
+                history.phones.add(phone)
+                has_contact = True
+        if not has_id:
+            unusable[MESSAGE_NO_USER_ID if has_contact else MESSAGE_NOTHING_USABLE] += 1
     return history, unusable
 
 
@@ -166,6 +176,8 @@ def filter_users_by_messages(users: list[dict], history: MessageHistory) -> tupl
 
 def filter_users_by_opt_outs(users: list[dict], opt_outs: OptOuts) -> tuple[list[dict], Counter]:
     """Drop users whose phone or email opted out; return the rest and the drops by match kind."""
+    if not (opt_outs.phones or opt_outs.emails):
+        return list(users), Counter()
     kept: list[dict] = []
     matched: Counter = Counter()
     for user in users:

@@ -53,7 +53,8 @@ def _normalized_email_text(value: str) -> Optional[str]:
     """`normalize_email` for text."""
     email = value.strip().lower()
     local, at, domain = email.partition("@")
-    if not (at and local and domain) or any(char.isspace() for char in email):
+    # isprintable is False for tabs, newlines and other control characters; spaces are checked apart.
+    if not (at and local and domain) or " " in email or not email.isprintable():
         return None
     return email
 
@@ -96,10 +97,12 @@ def normalize_phone(value: Any, default_country: str = "US") -> Optional[str]:
 def _normalized_phone_text(value: str, code: str) -> Optional[str]:
     """`normalize_phone` for text, with `code` the default country's calling code."""
     text = value.strip()
-    if text.startswith("+"):
-        # "+44 (0)20 …": the bracketed 0 is only dialled inside the country.
-        text = text.replace("(0)", "")
-    text = text.translate(_PHONE_PUNCTUATION)
+    plain = text.isascii() and (text.isdigit() or (text[:1] == "+" and text[1:].isdigit()))
+    if not plain:  # most exports hold plain "+12125550100": skip the slower clean-up for those
+        if text.startswith("+"):
+            # "+44 (0)20 …": the bracketed 0 is only dialled inside the country.
+            text = text.replace("(0)", "")
+        text = text.translate(_PHONE_PUNCTUATION)
     if text.startswith("+"):
         digits = text[1:]
     elif text.startswith("011"):  # the US international prefix, e.g. 011 44 20 7946 0000
