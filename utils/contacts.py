@@ -42,7 +42,7 @@ def normalize_email(value: Any) -> Optional[str]:
         or is not shaped like an address (no `@` with text on both sides, or spaces inside), so
         that placeholders such as `"n/a"` never match each other.
     """
-    if not isinstance(value, str):
+    if type(value) is not str:  # noqa: E721 - exactly str: the cache needs a hashable value
         return None
     return _normalized_email_text(value)
 
@@ -83,20 +83,23 @@ def normalize_phone(value: Any, default_country: str = "US") -> Optional[str]:
     Raises:
         ValueError: `default_country` is not one this function can read.
     """
-    code = _CALLING_CODES.get(default_country)
-    if code is None:
-        raise ValueError(f"unsupported default_country {default_country!r}; use one of {sorted(_CALLING_CODES)}")
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is not str:  # noqa: E721 - the common case first: this runs for every member
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
         value = str(value)
-    if not isinstance(value, str):
-        return None
-    return _normalized_phone_text(value, code)
+    return _normalized_phone_text(value, default_country)
 
 
 @functools.lru_cache(maxsize=1 << 18)
-def _normalized_phone_text(value: str, code: str) -> Optional[str]:
-    """`normalize_phone` for text, with `code` the default country's calling code."""
+def _normalized_phone_text(value: str, default_country: str) -> Optional[str]:
+    """`normalize_phone` for text."""
+    code = _CALLING_CODES.get(default_country)
+    if code is None:
+        raise ValueError(f"unsupported default_country {default_country!r}; use one of {sorted(_CALLING_CODES)}")
     text = value.strip()
+    if code == "1" and len(text) == 12 and text[:2] == "+1" and text.isascii() and text[1:].isdigit():
+        # Already E.164 North American, as most exports hold it: only the plan's rules to check.
+        return text if _nanp_national_ok(text[2:]) else None
     plain = text.isascii() and (text.isdigit() or (text[:1] == "+" and text[1:].isdigit()))
     if not plain:  # most exports hold plain "+12125550100": skip the slower clean-up for those
         if text.startswith("+"):
