@@ -90,6 +90,11 @@ def as_identifier(value: Any) -> Optional[str]:
     return as_id(_plain(value))
 
 
+def user_identifier(user: dict) -> Optional[str]:
+    """A user's `id`, else its `_id`, as a comparable string (`utils.people.record_id`, Extended JSON too)."""
+    return as_identifier(user.get("id")) or as_identifier(user.get("_id"))
+
+
 def is_wrong_type_identifier(value: Any) -> bool:
     """True when an id is present and not null but neither text nor an integer (e.g. a list)."""
     value = _plain(value)
@@ -218,7 +223,7 @@ def filter_users_by_phone_number(users: list[dict]) -> tuple[list[dict], int]:
 def _phone_keeper_order(position: int, user: dict) -> tuple:
     """Sort key of the shared-phone rule: earliest valid `createdAt`, then smallest id as text, then file order."""
     created = parse_iso_date(user.get("createdAt"))
-    ident = as_identifier(user.get("id")) or as_identifier(user.get("_id")) or ""
+    ident = user_identifier(user) or ""
     # A member without a valid createdAt sorts after every member with one.
     return (created is None, created or _NO_DATE, ident, position)
 
@@ -308,13 +313,9 @@ def log_details(logger: logging.Logger, opt_outs: OptOuts, selection: Selection)
     if selection.shared_phone_drops:
         # One log record for all of them: one call per user costs seconds on a large export.
         logger.debug("users dropped for a shared phone number:\n%s", "\n".join(
-            f"  user {_describe(dropped)} dropped: shares a phone number with user {_describe(kept)}, who is kept"
+            f"  user {user_identifier(dropped) or '(no id)'} dropped: shares a phone number with user "
+            f"{user_identifier(kept) or '(no id)'}, who is kept"
             for dropped, kept in selection.shared_phone_drops))
-
-
-def _describe(user: dict) -> str:
-    """A user's identifier for the log."""
-    return as_identifier(user.get("id")) or as_identifier(user.get("_id")) or "without id"
 
 
 @step_main
