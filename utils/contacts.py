@@ -101,7 +101,7 @@ def _normalized_phone_text(value: str, default_country: str) -> Optional[str]:
         # Already E.164 North American, as most exports hold it: only the plan's rules to check.
         return text if _nanp_national_ok(text[2:]) else None
     plain = text.isascii() and (text.isdigit() or (text[:1] == "+" and text[1:].isdigit()))
-    if not plain:  # most exports hold plain "+12125550100": skip the slower clean-up for those
+    if not plain:  # only digits, with or without "+": nothing to clean up
         if text.startswith("+"):
             # "+44 (0)20 …": the bracketed 0 is only dialled inside the country.
             text = text.replace("(0)", "")
