@@ -2,7 +2,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# The community is in New York: show event days and times there unless told otherwise.
+# The community is in New York: show event days and times there unless told otherwise
+# (the same default as utils/dates.py DEFAULT_TIMEZONE; PIPELINE_TIMEZONE=... make demo overrides it).
 PIPELINE_TIMEZONE ?= America/New_York
 export PIPELINE_TIMEZONE
 

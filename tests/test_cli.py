@@ -1,5 +1,6 @@
 """utils.cli and utils.paths: common flags, start-up, error exits, and running steps from any folder."""
 
+import importlib
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ import pytest
 
 from utils import cli, paths
 from utils.cli import build_arg_parser, start_step, step_main
+from utils.dates import DEFAULT_TIMEZONE, resolve_timezone
 from utils.errors import PipelineError
 from utils.log import close_step_logging
 
@@ -175,9 +177,50 @@ def test_start_step_timezone_flag_beats_the_environment(tmp_path, monkeypatch):
     assert str(run.zone) == "Europe/Paris"
 
 
-def test_start_step_timezone_defaults_to_utc(tmp_path):
+def test_start_step_timezone_defaults_to_new_york_and_says_so(tmp_path, capsys):
     run = start_step("unit_step", _parse("--log-dir", str(tmp_path), "--now", FIXED_NOW))
-    assert str(run.zone) == "UTC"
+    assert str(run.zone) == "America/New_York"
+    assert "timezone=America/New_York (default)" in capsys.readouterr().out
+
+
+def test_the_default_zone_is_the_communitys_and_set_once():
+    assert DEFAULT_TIMEZONE == "America/New_York"
+    assert str(resolve_timezone()) == DEFAULT_TIMEZONE  # no PIPELINE_TIMEZONE in these tests
+
+
+@pytest.mark.parametrize("flag, env, expected", [
+    (None, None, "timezone=America/New_York (default)"),
+    (None, "Asia/Tokyo", "timezone=Asia/Tokyo (from $PIPELINE_TIMEZONE)"),
+    ("Europe/Paris", "Asia/Tokyo", "timezone=Europe/Paris (--timezone)"),
+    ("UTC", None, "timezone=UTC (--timezone)"),
+])
+def test_header_line_names_the_zone_and_where_it_came_from(tmp_path, monkeypatch, capsys, flag, env, expected):
+    if env is not None:
+        monkeypatch.setenv("PIPELINE_TIMEZONE", env)
+    argv = ["--log-dir", str(tmp_path), "--now", FIXED_NOW] + (["--timezone", flag] if flag else [])
+    run = start_step("unit_step", _parse(*argv))
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("unit_step: now=2026-11-25T12:00:00+00:00 ")
+    assert expected in header
+    assert expected in run.log_path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("module, extra", [
+    ("step1_user_selection", []),
+    ("step2_event_selection", []),
+    ("step3_user_profile_enrich", []),
+    ("step4_event_enrich", []),
+    ("step5_match_message", ["--offline", "--no-upload"]),
+])
+def test_every_step_prints_its_zone_in_the_header_line(tmp_path, capsys, module, extra):
+    # An empty data folder: each step stops with "Error: … not found", after its header line.
+    step = importlib.import_module(f"pipeline.{module}")
+    assert step.main(["--data-dir", str(tmp_path / "empty"), "--log-dir", str(tmp_path / "logs"),
+                      "--now", FIXED_NOW, *extra]) == 1
+    captured = capsys.readouterr()
+    assert "not found" in captured.err
+    header = captured.out.splitlines()[0]
+    assert f"{step.STEP_NAME}: now=2026-11-25T12:00:00+00:00 timezone=America/New_York (default)" in header
 
 
 def test_start_step_with_a_bad_pipeline_timezone_names_the_variable(tmp_path, monkeypatch):
@@ -346,7 +389,7 @@ def test_step_main_reads_the_env_file_without_overriding_the_environment(tmp_pat
 def _complete_user(ident: str, **changes) -> dict:
     user = {
         "id": ident, "_id": {"$oid": f"oid-{ident}"}, "firstName": "Ann", "lastName": ident,
-        "email": f"{ident}@example.com", "phone": "+15550000000", "interests": ["food"],
+        "email": f"{ident}@example.com", "phone": f"+1212555{int(ident[1:]):04d}", "interests": ["food"],
         "homeNeighborhood": "Mission", "workNeighborhood": "SoMa", "occupation": "Chef",
         "gender": "female", "relationshipStatus": "single", "tableTypePreference": "social",
     }

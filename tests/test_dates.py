@@ -257,16 +257,16 @@ def test_resolve_timezone_by_name():
     assert str(zone) == "America/New_York"
 
 
-def test_resolve_timezone_default_is_utc(monkeypatch):
+def test_resolve_timezone_default_is_new_york(monkeypatch):
     monkeypatch.delenv(TIMEZONE_ENV, raising=False)
     zone = resolve_timezone()
-    assert datetime(2026, 11, 25, 12, 0, tzinfo=UTC).astimezone(zone).hour == 12
-    assert str(zone) == "UTC"
+    assert datetime(2026, 11, 25, 12, 0, tzinfo=UTC).astimezone(zone).hour == 7  # EST, UTC-5
+    assert str(zone) == "America/New_York"
 
 
-def test_resolve_timezone_empty_env_is_utc(monkeypatch):
+def test_resolve_timezone_empty_env_is_the_default(monkeypatch):
     monkeypatch.setenv(TIMEZONE_ENV, "")
-    assert str(resolve_timezone()) == "UTC"
+    assert str(resolve_timezone()) == "America/New_York"
 
 
 def test_resolve_timezone_from_env(monkeypatch):

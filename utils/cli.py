@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Optional
 
 from dotenv import load_dotenv
 
-from utils.dates import parse_now, resolve_timezone, utc_now
+from utils.dates import DEFAULT_TIMEZONE, TIMEZONE_ENV, parse_now, resolve_timezone, utc_now
 from utils.errors import PipelineError
 from utils.log import close_step_logging, run_timestamp, setup_step_logging
 from utils.paths import DEFAULT_DATA_DIR, DEFAULT_LOG_DIR, ENV_FILE
@@ -65,8 +65,8 @@ def build_arg_parser(description: str, epilog: Optional[str] = None) -> argparse
     )
     parser.add_argument(
         "--timezone", type=_timezone_argument, default=None, metavar="IANA",
-        help="zone in which dates are shown and weekdays computed, e.g. America/New_York "
-             "(default: $PIPELINE_TIMEZONE, else UTC)",
+        help="zone in which dates are shown and weekdays computed, e.g. Europe/Paris "
+             f"(default: ${TIMEZONE_ENV}, else {DEFAULT_TIMEZONE})",
     )
     return parser
 
@@ -85,6 +85,25 @@ class StepRun:
     stamp: str  # the run's YYYYMMDD_HHMMSS, shared by every log file of the run
 
 
+def resolve_run_timezone(flag_zone: Optional[tzinfo]) -> tuple[tzinfo, str]:
+    """The run's time zone and where it came from.
+
+    Args:
+        flag_zone: The parsed `--timezone`, or None when the flag was not given.
+
+    Returns:
+        The zone, and "--timezone", "from $PIPELINE_TIMEZONE" or "default" (America/New_York).
+
+    Raises:
+        PipelineError: PIPELINE_TIMEZONE names no known zone.
+    """
+    if flag_zone is not None:
+        return flag_zone, "--timezone"
+    if os.environ.get(TIMEZONE_ENV):
+        return resolve_timezone(), f"from ${TIMEZONE_ENV}"
+    return resolve_timezone(), "default"
+
+
 def start_step(step_name: str, args: argparse.Namespace) -> StepRun:
     """Resolve the common flags and open the step's log.
 
@@ -96,10 +115,12 @@ def start_step(step_name: str, args: argparse.Namespace) -> StepRun:
         The resolved run settings with an open logger.
     """
     now = args.now or utc_now()
-    zone = args.timezone or resolve_timezone()
+    zone, zone_source = resolve_run_timezone(args.timezone)
     stamp = run_timestamp()
     logger, log_path = setup_step_logging(step_name, args.log_dir, stamp)
-    logger.info("%s: now=%s timezone=%s data=%s", step_name, now.isoformat(), zone, args.data_dir)
+    # The header says which zone and why, so a run in an unexpected zone is seen at once.
+    logger.info("%s: now=%s timezone=%s (%s) data=%s", step_name, now.isoformat(), zone, zone_source,
+                args.data_dir)
     logger.debug("log file: %s", log_path)
     return StepRun(args=args, data_dir=Path(args.data_dir), log_dir=Path(args.log_dir), now=now,
                    zone=zone, logger=logger, log_path=log_path, stamp=stamp)

@@ -9,6 +9,8 @@ from utils.errors import PipelineError
 from utils.jsonio import normalize_extended_json
 
 TIMEZONE_ENV = "PIPELINE_TIMEZONE"
+# The community's zone: the one place the default lives (`--timezone` and PIPELINE_TIMEZONE override it).
+DEFAULT_TIMEZONE = "America/New_York"
 _ONE_DAY = timedelta(days=1)
 
 
@@ -174,7 +176,8 @@ def resolve_timezone(name: Optional[str] = None) -> tzinfo:
     """The time zone in which dates are shown to people.
 
     Args:
-        name: An IANA name such as "America/New_York"; None means `PIPELINE_TIMEZONE`, else UTC.
+        name: An IANA name such as "Europe/Paris"; None means `PIPELINE_TIMEZONE`, else
+            `DEFAULT_TIMEZONE` (America/New_York).
 
     Returns:
         The zone.
@@ -184,7 +187,7 @@ def resolve_timezone(name: Optional[str] = None) -> tzinfo:
     """
     source = ""
     if name is None:
-        name = os.environ.get(TIMEZONE_ENV) or "UTC"
+        name = os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE
         source = f" (from {TIMEZONE_ENV})"
     try:
         return ZoneInfo(name)

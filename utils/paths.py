@@ -11,6 +11,7 @@ ENV_FILE = PROJ_ROOT / ".env"
 USERS_FILE = "users.json"
 EVENTS_FILE = "events.json"
 MESSAGES_FILE = "messages.json"
+OPT_OUTS_FILE = "opt_outs.json"  # optional: people who asked not to be messaged
 
 # Step outputs (data/processed/)
 QUALIFIED_USERS_FILE = "qualified_users.json"
