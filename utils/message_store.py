@@ -174,6 +174,11 @@ class MessageStore:
         with self._lock:
             return self.records.get(user_id)
 
+    def snapshot(self) -> dict[str, dict]:
+        """A copy of the records by user id, safe to read while other threads write."""
+        with self._lock:
+            return dict(self.records)
+
     def ordered_records(self) -> list:
         """Every record: those in `order` first, then the rest as they were saved."""
         with self._lock:

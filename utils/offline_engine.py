@@ -105,8 +105,8 @@ DIETARY_RULES = (
 
 # --- Messages -------------------------------------------------------------------------------------------
 
-#: The most characters an SMS may have, link included (check_message's default, the spec's limit).
-MAX_SMS_CHARS = 180
+#: The most characters an SMS may have, link included: the seed's rule is "fewer than 180" (issue 11).
+MAX_SMS_CHARS = 179
 #: "only 3 seats left" at or below this many; a plain "9 seats left" above it (no false scarcity).
 FEW_SEATS = 5
 #: A shortened event name keeps at least this many characters (with the "..."), else it is left out.
@@ -395,6 +395,46 @@ def offline_match(user: dict, events: list[dict], now: datetime) -> dict:
         "reasoning": f"Rule-based score {score:.1f} = {explanation}. Campaign {campaign}: {why}.",
         "confidence": confidence_from_score(score),
     }
+
+
+def offline_shortlist(user: dict, events: list[dict], now: datetime, k: int = 3) -> list[dict]:
+    """The member's top `k` events by `score_event`, best first, each shaped like `offline_match`'s answer.
+
+    Same candidates, scoring and tie-break as `offline_match`, so the first choice is its event.
+
+    Args:
+        user: An enriched user.
+        events: The enriched events (the catalog); at least one.
+        now: The run's reference time.
+        k: How many choices at most.
+
+    Returns:
+        Up to `k` dicts {event_index, campaign, reasoning, confidence}, distinct events, best first.
+
+    Raises:
+        ValueError: `events` is empty.
+    """
+    if not events:
+        raise ValueError("offline_shortlist needs at least one event")
+    candidates = [index for index, event in enumerate(events) if is_bookable(event, now)] or range(len(events))
+    scoring_campaign = user_campaign(user)
+    ranked = []
+    for index in candidates:
+        score, parts = score_event(user, events[index], scoring_campaign, now)
+        start = parse_iso_date(events[index].get("startDate"))
+        ranked.append(((-score, start.timestamp() if start else float("inf"), index), index, score, parts))
+    ranked.sort(key=lambda item: item[0])
+    choices = []
+    for _, index, score, parts in ranked[:k]:
+        campaign, why = choose_campaign(user, events[index])
+        explanation = "; ".join(parts) if parts else "no strong signal, the soonest bookable event"
+        choices.append({
+            "event_index": index,
+            "campaign": campaign,
+            "reasoning": f"Rule-based score {score:.1f} = {explanation}. Campaign {campaign}: {why}.",
+            "confidence": confidence_from_score(score),
+        })
+    return choices
 
 
 # --- Message parts ----------------------------------------------------------------------------------------
