@@ -56,14 +56,18 @@ def prior_invitations(records: Iterable[dict], held_invites: Mapping[str, int] =
 
 
 def assign_events(shortlists: Mapping[str, list[dict]], caps: Mapping[str, Optional[int]],
-                  prior: Mapping[str, int]) -> dict[str, Optional[dict]]:
+                  prior: Mapping[str, int], keep: Optional[Mapping[str, str]] = None) -> dict[str, Optional[dict]]:
     """Assign each member at most one event from their shortlist, greedy by confidence.
+
+    Members in `keep` first get the event their uploaded invitation is for, when it is still on their
+    shortlist and has room (in the members' order): a re-run does not move a row the team may have seen.
 
     Args:
         shortlists: {user_id: ranked choices}, in the members' order; each choice has `event_id`,
             `event_index` and `confidence`.
         caps: {event_id: cap or None (no cap)}; an event missing here has no cap.
         prior: {event_id: invitations that already count against the cap}.
+        keep: {user_id: event_id of the member's uploaded invitation}, optional.
 
     Returns:
         {user_id: the granted choice with its 1-based `rank` added, or None (every choice was full)},
@@ -73,10 +77,13 @@ def assign_events(shortlists: Mapping[str, list[dict]], caps: Mapping[str, Optio
     for position, (user_id, choices) in enumerate(shortlists.items()):
         for rank, choice in enumerate(choices, start=1):
             pairs.append((-float(choice["confidence"]), rank, position, choice["event_index"], user_id, choice))
+    kept = [(0.0, rank, position, choice["event_index"], user_id, choice)
+            for position, (user_id, choices) in enumerate(shortlists.items())
+            for rank, choice in enumerate(choices, start=1) if (keep or {}).get(user_id) == choice["event_id"]]
     pairs.sort(key=lambda pair: pair[:4])
     used = Counter(prior)
     granted: dict[str, Optional[dict]] = {user_id: None for user_id in shortlists}
-    for _, rank, _, _, user_id, choice in pairs:
+    for _, rank, _, _, user_id, choice in kept + pairs:
         if granted[user_id] is not None:
             continue
         cap = caps.get(choice["event_id"])

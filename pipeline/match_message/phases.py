@@ -158,7 +158,10 @@ class Phases:
                   and record.get("status") in COMPLETE_STATUSES]
         outcome.prior = prior_invitations(others, self.options.held_invites)
         outcome.caps = invitation_caps(self.events, self.options.invites_per_seat)
-        outcome.assignment = assign_events(shortlists, outcome.caps, outcome.prior)
+        uploaded = {user_id: record.get("event_id") for user_id in shortlists
+                    for record in [self.store.get(user_id)]
+                    if record and record.get("uploaded") and record.get("status") in COMPLETE_STATUSES}
+        outcome.assignment = assign_events(shortlists, outcome.caps, outcome.prior, keep=uploaded)
 
     # --- phase 3: write and check --------------------------------------------------------------------
 
