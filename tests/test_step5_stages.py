@@ -261,3 +261,38 @@ def test_an_uploader_error_takes_the_normal_error_path(data_dir, model, anthropi
     assert "\nError: the Airtable upload stopped: cannot write" in captured.err
     assert "No space left on device" in captured.err and "Traceback" not in captured.err
     assert "Exception in thread" not in captured.err
+
+
+# --- the team-loop seams ---------------------------------------------------------------------------
+
+def test_held_members_are_left_alone_and_their_rows_count_against_the_cap(tmp_path):
+    import logging
+
+    from pipeline.match_message.generators import OfflineGenerator
+    from pipeline.match_message.phases import Phases, RunOptions
+    from utils.dates import parse_now
+
+    now = parse_now("2026-11-25T12:00:00Z")
+    users, events = _users(), _events()
+    generator = OfflineGenerator(events, now, __import__("datetime").timezone.utc)
+    events_seen = []
+    real_shortlist = generator.shortlist
+    generator.shortlist = lambda user: events_seen.append("shortlist") or real_shortlist(user)
+    held_record = {"user_id": "u-maya", "status": "approved", "message": "Edited by the team", "event_id": "q-cozy"}
+    store = MessageStore(tmp_path / "processed_messages.json")
+    store.put(held_record)
+    options = RunOptions(workers=2, fresh=True, upload=True, invites_per_seat=1, today="2026-11-25",
+                         held={"u-maya": "Send Status: Sent"}, held_invites={"q-cozy": 4},
+                         preflight=lambda: events_seen.append("preflight"))
+    base = lambda user: {"user_id": user["id"], "user_name": user["name"], "user_summary": user["summary"]}  # noqa: E731
+    outcome = Phases(generator, events, store, options, base, logging.getLogger("test"), None).run(users)
+    records = store.snapshot()
+    store.close()
+
+    assert events_seen[0] == "preflight" and events_seen.count("preflight") == 1
+    assert events_seen.count("shortlist") == len(users) - 1
+    assert outcome.held == {"u-maya": "Send Status: Sent"}
+    assert records["u-maya"] == held_record and "u-maya" not in outcome.assignment
+    # q-cozy has 4 free seats and a cap of 4 at one invite per seat: the 4 held rows fill it.
+    assert outcome.prior["q-cozy"] == 4
+    assert not any(choice and choice["event_id"] == "q-cozy" for choice in outcome.assignment.values())

@@ -5,6 +5,7 @@ kill -9 anywhere loses at most the calls in flight and a re-run resumes in the p
 """
 
 import logging
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -89,6 +90,15 @@ class Phases:
         self.base_fields = base_fields
         self.logger = logger
         self.uploader = uploader
+        self._outcome_lock = threading.Lock()  # workers count causes and outcomes concurrently
+
+    def _count(self, outcome: RunOutcome, stage: str, cause: str) -> None:
+        with self._outcome_lock:
+            outcome.causes[stage][cause] += 1
+
+    def _note(self, names: list, user_id: str) -> None:
+        with self._outcome_lock:
+            names.append(user_id)
 
     # --- shared --------------------------------------------------------------------------------------
 
@@ -122,7 +132,7 @@ class Phases:
             cause = stage_cause(self.store.get(user["id"]), "match", settings, self.generator.match_inputs(user),
                                 fresh=self.options.fresh)
             if cause:
-                outcome.causes["match"][cause] += 1
+                self._count(outcome, "match", cause)
                 todo.append(user)
         progress = ProgressLine(len(todo))
 
@@ -133,6 +143,7 @@ class Phases:
                 shortlist = self.generator.shortlist(user)
             except Exception as exc:  # noqa: BLE001 - a bug or an odd record costs one member, not the run
                 self._fail(user, record, "match", entry, exc, {})
+                self._note(outcome.failed, user["id"])
                 progress.advance(failed=True)
                 return
             self.store.put(with_stage({**record, **self.base_fields(user)}, "match", {**entry, "shortlist": shortlist}))
@@ -199,12 +210,12 @@ class Phases:
                 is_day_bound(saved_write["draft"]["message"]) or is_day_bound(record.get("message"))):
             cause = CAUSE_STALE_DAY
         if cause:
-            outcome.causes["write"][cause] += 1
+            self._count(outcome, "write", cause)
             try:
                 draft = generator.write(user, event, choice)
             except Exception as exc:  # noqa: BLE001 - a bug or an odd record costs one member, not the run
                 self._fail(user, record, "write", entry, exc, known)
-                outcome.failed.append(user["id"])
+                self._note(outcome.failed, user["id"])
                 return "failed"
             record = with_stage(record, "write", {**entry, "draft": draft, "written_on": self.options.today})
             self.store.put(record)
@@ -217,12 +228,12 @@ class Phases:
                  "inputs": generator.check_inputs(user, event, choice, draft["message"])}
         cause = stage_cause(record, "check", entry["settings"], entry["inputs"], fresh=fresh)
         if cause:
-            outcome.causes["check"][cause] += 1
+            self._count(outcome, "check", cause)
             try:
                 result = generator.check(user, event, choice, draft)
             except Exception as exc:  # noqa: BLE001 - a bug or an odd record costs one member, not the run
                 self._fail(user, record, "check", entry, exc, known)
-                outcome.failed.append(user["id"])
+                self._note(outcome.failed, user["id"])
                 return "failed"
             record = with_stage(record, "check", {**entry, "result": result})
         final = self._finished(user, record, known)
@@ -230,15 +241,16 @@ class Phases:
             final = {**final, "uploaded": False}
             final.pop("upload_error", None)
             self.store.put(final)
-            outcome.changed.append(user["id"])
+            self._note(outcome.changed, user["id"])
             kind = "changed"
         else:
             kind = "up_to_date"
-            if self.uploader is not None and not final.get("uploaded"):
-                outcome.upload_only += 1
-                kind = "upload_only"
-            else:
-                outcome.up_to_date += 1
+            with self._outcome_lock:
+                if self.uploader is not None and not final.get("uploaded"):
+                    outcome.upload_only += 1
+                    kind = "upload_only"
+                else:
+                    outcome.up_to_date += 1
         if self.uploader is not None and kind != "up_to_date":
             self.uploader.submit(final)
         return kind
