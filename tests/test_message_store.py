@@ -484,3 +484,12 @@ def test_killed_writer_loses_nothing_acknowledged_and_json_is_always_valid(path)
     assert reads > 20
     final = json.loads(path.read_text(encoding="utf-8"))
     assert {record["user_id"]: record["round"] for record in final} == acknowledged
+
+
+def test_snapshot_is_a_copy_of_the_records_by_user_id(tmp_path):
+    store = MessageStore(tmp_path / "processed_messages.json")
+    store.put({"user_id": "u1", "status": "approved"})
+    snapshot = store.snapshot()
+    store.put({"user_id": "u2", "status": "approved"})
+    assert list(snapshot) == ["u1"] and list(store.snapshot()) == ["u1", "u2"]
+    store.close()

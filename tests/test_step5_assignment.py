@@ -113,3 +113,16 @@ def test_offline_shortlist_is_ranked_distinct_and_starts_with_offline_match():
     confidences = [choice["confidence"] for choice in shortlist]
     assert confidences == sorted(confidences, reverse=True)
     assert len(offline_shortlist(user, events[:2], now, k=3)) == 2
+
+
+def test_validate_shortlist_names_each_problem():
+    from pipeline.match_message.asking import validate_shortlist
+
+    good = {"event_index": 1, "campaign": "Fill the Table", "reasoning": "r", "confidence": 50}
+    assert validate_shortlist({"choices": [good, {**good, "event_index": 2}]}, 6) == []
+    assert validate_shortlist({"choices": []}, 6) == ["choices must hold 1 to 3 events, got 0"]
+    assert validate_shortlist({"choices": [good] * 4}, 6) == ["choices must hold 1 to 3 events, got 4"]
+    assert validate_shortlist({"choices": [good, good]}, 6) == ["each choice must name a different event_index"]
+    assert validate_shortlist({"choices": [good, {**good, "event_index": 9}]}, 6) == [
+        "choice 2: event_index must be an integer from 0 to 5, got 9"]
+    assert validate_shortlist(good, 6) == ['the answer must be a JSON object with a "choices" list']
