@@ -296,3 +296,28 @@ def test_held_members_are_left_alone_and_their_rows_count_against_the_cap(tmp_pa
     # q-cozy has 4 free seats and a cap of 4 at one invite per seat: the 4 held rows fill it.
     assert outcome.prior["q-cozy"] == 4
     assert not any(choice and choice["event_id"] == "q-cozy" for choice in outcome.assignment.values())
+
+
+def test_a_failed_record_carries_every_field_known_when_it_failed(data_dir, model, anthropic_fake, monkeypatch):
+    real = step5.quality_check_message
+
+    def broken_for_ben(message, user, *args, **kwargs):
+        if user["id"] == "u-ben":
+            raise KeyError("quality")
+        return real(message, user, *args, **kwargs)
+
+    monkeypatch.setattr(step5, "quality_check_message", broken_for_ben)
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+    ben = {record["user_id"]: record for record in _records(data_dir)}["u-ben"]
+    assert ben["status"] == "failed" and ben["failed_stage"] == "check"
+    assert ben["error"] == "unexpected KeyError: 'quality'"
+    assert ben["event_id"] and ben["campaign"] == "Fill the Table" and ben["match_reasoning"] == "Interests fit."
+    assert ben["message"].startswith("Hi Ben!") and ben["written_on"] == "2026-11-25"
+    assert ben["user_email"] and ben["user_summary"]
+
+    # The re-run redoes only the failed stage: no match or write call for Ben.
+    monkeypatch.setattr(step5, "quality_check_message", real)
+    calls = len(anthropic_fake.message_bodies)
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+    assert _new_calls(anthropic_fake, calls) == {"check": 1}
+    assert {record["user_id"]: record for record in _records(data_dir)}["u-ben"]["status"] == "approved"
