@@ -321,3 +321,23 @@ def test_a_failed_record_carries_every_field_known_when_it_failed(data_dir, mode
     assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
     assert _new_calls(anthropic_fake, calls) == {"check": 1}
     assert {record["user_id"]: record for record in _records(data_dir)}["u-ben"]["status"] == "approved"
+
+
+def test_a_smaller_cap_on_a_rerun_leaves_members_without_an_event_and_without_a_stale_message(data_dir, model,
+                                                                                               anthropic_fake):
+    events_path = data_dir / "processed" / "enriched_events.json"
+    events = json.loads(events_path.read_text())
+    for event in events:
+        event["maxParticipants"] = event["participant_count"] + 1
+    events_path.write_text(json.dumps(events))
+    assert step5.main(_args(data_dir, "--no-upload", "--invites-per-seat", "2")) == 0
+    calls = len(anthropic_fake.message_bodies)
+    assert step5.main(_args(data_dir, "--no-upload", "--invites-per-seat", "1")) == 0
+
+    records = _records(data_dir)
+    invited = [record for record in records if record["status"] == "approved"]
+    assert len(invited) == len(events) and len({record["event_id"] for record in invited}) == len(events)
+    for record in records:
+        if record["status"] == "no_event":
+            assert not {"message", "event_id", "campaign"} & set(record)
+    assert "match" not in _new_calls(anthropic_fake, calls)

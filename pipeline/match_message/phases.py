@@ -191,11 +191,15 @@ class Phases:
         run_concurrently(assigned, work, self.options.workers)
 
     def _save_no_event(self, user: dict) -> None:
+        """Save `no_event`: the member, their shortlist (kept for a later run with more seats), no message."""
         record = self._record_of(user)
         if record.get("status") == "no_event":
             return
-        saved = {key: value for key, value in record.items() if key not in _STALE_FIELDS}
-        self.store.put({**saved, **self.base_fields(user), "status": "no_event"})
+        if record.get("uploaded") and record.get("status") in COMPLETE_STATUSES:
+            self.logger.warning("member %s had an uploaded invitation for event %s and now gets no event; its "
+                                "Airtable row is left as it is", user["id"], record.get("event_id"))
+        kept = {key: record[key] for key in ("stages", "airtable_id", "uploaded") if key in record}
+        self.store.put({**self.base_fields(user), **kept, "status": "no_event"})
 
     def _write_and_check_one(self, user: dict, choice: dict, outcome: RunOutcome) -> str:
         generator, fresh = self.generator, self.options.fresh
