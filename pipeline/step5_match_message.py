@@ -161,7 +161,7 @@ from functools import partial  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 from pipeline.match_message.asking import (  # noqa: E402
-    CAMPAIGNS, MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, ClaudeAsker,
+    MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, ClaudeAsker,
     validate_generation, validate_quality, validate_shortlist,
 )
 from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT  # noqa: E402

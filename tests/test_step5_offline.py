@@ -11,6 +11,7 @@ import pytest
 
 from pipeline import step1_user_selection, step2_event_selection, step3_user_profile_enrich, step4_event_enrich
 from pipeline import step5_match_message as step5
+from pipeline.match_message.asking import CAMPAIGNS
 from utils.sample_data import generate_dataset, write_dataset
 from utils.sms import check_message
 
@@ -80,7 +81,7 @@ def test_offline_run_gives_every_user_a_compliant_message_without_network(enrich
         assert record["status"] == "approved", (record["message"], record["compliance_issues"])
         assert check_message(record["message"], first_name=user["first_name"], link=link) == []
         assert record["message"].endswith(" " + link)
-        assert record["campaign"] in step5.CAMPAIGNS
+        assert record["campaign"] in CAMPAIGNS
         assert record["match_reasoning"].startswith("Rule-based score")
         assert 0 <= record["confidence_percentage"] <= 100
         assert record["shortlist_rank"] in (1, 2, 3)

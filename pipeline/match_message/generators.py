@@ -18,8 +18,8 @@ from pipeline.match_message.texts import (
     BOOKING_LINK, SMS_CHARS_UNDER, booking_link, finalize_message, first_name_of, gate, text_of,
 )
 from utils import ai_prompt
-from utils.sms import sms_encoding, sms_segments
 from utils.offline_engine import OFFLINE_ENGINE_VERSION, offline_message, offline_shortlist
+from utils.sms import sms_encoding, sms_segments
 
 #: What a member's failure in any stage can be; anything else is a bug and is caught separately.
 GENERATION_ERRORS = (AnswerError, ai_prompt.ClaudeError)
