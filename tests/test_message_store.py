@@ -484,3 +484,36 @@ def test_killed_writer_loses_nothing_acknowledged_and_json_is_always_valid(path)
     assert reads > 20
     final = json.loads(path.read_text(encoding="utf-8"))
     assert {record["user_id"]: record["round"] for record in final} == acknowledged
+
+
+def test_snapshot_is_a_copy_of_the_records_by_user_id(tmp_path):
+    store = MessageStore(tmp_path / "processed_messages.json")
+    store.put({"user_id": "u1", "status": "approved"})
+    snapshot = store.snapshot()
+    store.put({"user_id": "u2", "status": "approved"})
+    assert list(snapshot) == ["u1"] and list(store.snapshot()) == ["u1", "u2"]
+    store.close()
+
+
+def test_a_slow_rewrite_spaces_out_the_next_ones(tmp_path, monkeypatch):
+    import utils.message_store as message_store
+
+    now = {"t": 1000.0}
+    monkeypatch.setattr(message_store.time, "monotonic", lambda: now["t"])
+    real_save = message_store.save_json_atomic
+
+    def slow_save(path, data):
+        now["t"] += 0.5  # each rewrite "takes" half a second
+        real_save(path, data)
+
+    monkeypatch.setattr(message_store, "save_json_atomic", slow_save)
+    store = MessageStore(tmp_path / "processed_messages.json", compact_seconds=2.0)
+    rewrites = []
+    monkeypatch.setattr(store, "_compact_locked", lambda real=store._compact_locked: rewrites.append(1) or real())
+    for index in range(30):
+        now["t"] += 2.0
+        store.put({"user_id": f"u{index}"})
+    # 0.5 s per rewrite at a 2 % share: at most one rewrite per 25 s, not one per 2 s.
+    assert 2 <= len(rewrites) <= 3
+    store.close()
+    assert len(json.loads((tmp_path / "processed_messages.json").read_text())) == 30

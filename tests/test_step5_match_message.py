@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import step5_match_message as step5
+from pipeline.match_message import asking, texts
 from tests.fakes.anthropic_server import Fault, Reply
 from utils.message_store import MessageStore
 from utils.sms import check_message
@@ -101,15 +102,19 @@ class Model:
         purpose = _purpose(body)
         text = _user_text(body)
         if purpose == "match":
-            summary = text.split("\n", 1)[1].split("\n\nChoose", 1)[0]
+            summary = text.split("\n", 1)[1].split("\n\nRank", 1)[0]
             if self.match_override is not None:
                 answer = self.match_override(summary)
+                if isinstance(answer, dict) and "event_index" in answer:
+                    return {"choices": [answer]}  # a one-event shortlist
                 if answer is not None:
                     return answer
             index = self.pick(summary)
             self.picks[summary] = index
-            return {"event_index": index, "campaign": "Fill the Table", "reasoning": "Interests fit.",
-                    "confidence": 80}
+            return {"choices": [
+                {"event_index": (index + offset) % len(_events()), "campaign": "Fill the Table",
+                 "reasoning": "Interests fit.", "confidence": 80 - 10 * offset}
+                for offset in range(3)]}
         pattern = r"first name \((\w+)\)" if purpose == "rewrite" else r"first name: (\w+)"
         first = re.search(pattern, text).group(1)
         if purpose == "write":
@@ -126,11 +131,15 @@ def model(anthropic_fake) -> Model:
     return scripted
 
 
-def _calls_by_purpose(fake) -> dict[str, int]:
+def _calls_by_purpose_of(bodies: list[dict]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for body in fake.message_bodies:
+    for body in bodies:
         counts[_purpose(body)] = counts.get(_purpose(body), 0) + 1
     return counts
+
+
+def _calls_by_purpose(fake) -> dict[str, int]:
+    return _calls_by_purpose_of(fake.message_bodies)
 
 
 # --- full runs -------------------------------------------------------------------------------------
@@ -211,7 +220,9 @@ def test_prompt_edit_regenerates_everyone_and_updates_rows_in_place(data_dir, mo
     model.message = "Hey {first}, new week, new table. Come eat with us:"
     assert step5.main(_args(data_dir)) == 0
 
-    assert len(anthropic_fake.message_bodies) - calls == 3 * len(_users())
+    # A message-prompt edit re-writes and re-checks everyone, and matches no one again.
+    new_calls = _calls_by_purpose_of(anthropic_fake.message_bodies[calls:])
+    assert new_calls == {"write": len(_users()), "check": len(_users())}
     rows = {rid: rec["fields"] for rid, rec in airtable_fake.table.records.items()}
     assert len(rows) == len(_users())
     assert {row["User ID"]: rid for rid, row in rows.items()} == ids_before
@@ -420,9 +431,10 @@ def test_typographic_characters_are_normalised_to_gsm(data_dir, model, anthropic
 
 # --- kill -9 -----------------------------------------------------------------------------------------
 
-def test_kill_9_mid_run_then_rerun_finishes_everyone_without_duplicate_rows(data_dir, model, anthropic_fake,
-                                                                             airtable_fake, tmp_path):
-    anthropic_fake.latency = 0.15
+@pytest.mark.parametrize("phase", ["match", "write", "check"])
+def test_kill_9_in_each_phase_then_rerun_loses_nothing_and_adds_no_duplicate_rows(phase, data_dir, model,
+                                                                                  anthropic_fake, airtable_fake):
+    anthropic_fake.latency = 0.1
     output = data_dir / "processed" / "processed_messages.json"
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
@@ -430,31 +442,30 @@ def test_kill_9_mid_run_then_rerun_finishes_everyone_without_duplicate_rows(data
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
-    saw_partial = False
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and _calls_by_purpose(anthropic_fake).get(phase, 0) < 5:
             if output.exists():
-                records = json.loads(output.read_text())  # valid JSON at every moment
-                assert isinstance(records, list)
-                if 3 <= len(records) < len(_users()):
-                    saw_partial = True
-                    break
-            time.sleep(0.02)
+                assert isinstance(json.loads(output.read_text()), list)  # valid JSON at every moment
+            time.sleep(0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert saw_partial, "the run finished before it could be killed"
+    before = _calls_by_purpose(anthropic_fake)
+    assert 5 <= before.get(phase, 0) < len(_users()), "the run was not killed inside the phase"
     json.loads(output.read_text())
     store = MessageStore(output)  # folds in the journal, as the re-run will
-    saved = {record["user_id"] for record in store.ordered_records() if record.get("status") == "approved"}
+    saved = {stage: sum(1 for record in store.ordered_records() if stage in record.get("stages", {}))
+             for stage in ("match", "write", "check")}
     store.close()
-    matches_before = _calls_by_purpose(anthropic_fake)["match"]
 
     assert step5.main(_args(data_dir)) == 0
 
-    # Only what was not saved before the kill is generated again.
-    assert _calls_by_purpose(anthropic_fake)["match"] - matches_before == len(_users()) - len(saved)
-
+    # The re-run resumes where each member stopped: only stages not saved before the kill are paid again.
+    after = _calls_by_purpose(anthropic_fake)
+    for stage in ("match", "write", "check"):
+        assert after.get(stage, 0) - before.get(stage, 0) == len(_users()) - saved[stage], stage
+        # Lost work is at most the calls in flight (2 workers).
+        assert after.get(stage, 0) <= len(_users()) + 2
     records = _records(data_dir)
     assert [record["user_id"] for record in records] == [user["id"] for user in _users()]
     assert all(record["status"] == "approved" and record["uploaded"] for record in records)
@@ -478,14 +489,14 @@ def test_kill_9_mid_run_then_rerun_finishes_everyone_without_duplicate_rows(data
     ([1, 2], "JSON object"),
 ])
 def test_validate_match_names_each_problem(answer, problem):
-    problems = step5.validate_match(answer, 6)
+    problems = asking.validate_match(answer, 6)
     assert len(problems) == 1 and problem in problems[0]
 
 
 def test_validate_match_accepts_the_edges():
     for index, confidence in ((0, 0), (5, 100), (3, 55.5)):
         answer = {"event_index": index, "campaign": "Return to Table", "reasoning": "r", "confidence": confidence}
-        assert step5.validate_match(answer, 6) == []
+        assert asking.validate_match(answer, 6) == []
 
 
 @pytest.mark.parametrize("answer, ok", [
@@ -496,7 +507,7 @@ def test_validate_match_accepts_the_edges():
     ({"message": "Hi Ann", "confidence": 10}, False),
 ])
 def test_validate_generation(answer, ok):
-    assert (step5.validate_generation(answer) == []) is ok
+    assert (asking.validate_generation(answer) == []) is ok
 
 
 @pytest.mark.parametrize("answer, ok", [
@@ -508,52 +519,19 @@ def test_validate_generation(answer, ok):
     ({"quality_score": 90, "approved": True, "issues": [], "improved_message": 3}, False),
 ])
 def test_validate_quality(answer, ok):
-    assert (step5.validate_quality(answer) == []) is ok
+    assert (asking.validate_quality(answer) == []) is ok
 
 
 def test_attach_link_appends_once_and_removes_a_link_the_model_wrote():
     link = "https://cucu.li/bookings/e1"
-    assert step5.attach_link("Hi Ann! Join us:", link) == "Hi Ann! Join us: https://cucu.li/bookings/e1"
-    assert step5.attach_link(f"Hi Ann! {link} Join us: {link}", link) == f"Hi Ann! Join us: {link}"
+    assert texts.attach_link("Hi Ann! Join us:", link) == "Hi Ann! Join us: https://cucu.li/bookings/e1"
+    assert texts.attach_link(f"Hi Ann! {link} Join us: {link}", link) == f"Hi Ann! Join us: {link}"
 
 
 def test_create_phone_lookup_is_case_insensitive_and_keeps_the_first_phone():
     raw = [{"email": " Ann@X.com ", "phone": "+1"}, {"email": "ann@x.com", "phone": "+2"},
            {"email": "bo@x.com", "phone": ""}, "junk", {"email": None, "phone": "+3"}]
     assert step5.create_phone_lookup(raw) == {"ann@x.com": "+1"}
-
-
-def test_fingerprint_changes_with_prompts_model_catalog_and_summary(monkeypatch):
-    user = {"id": "u1", "summary": "Ann likes jazz."}
-    base = step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Wed")
-    same = step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Wed")
-    assert step5.user_fingerprint(base, user) == step5.user_fingerprint(same, user)
-    assert step5.user_fingerprint(base, user) != step5.user_fingerprint(base, {**user, "summary": "Ann likes rock."})
-    assert step5.run_fingerprint_base("claude", "m2", "catalog", "UTC", "Wed") != base
-    assert step5.run_fingerprint_base("claude", "m1", "catalog 2", "UTC", "Wed") != base
-    assert step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Thu") != base
-    monkeypatch.setattr(step5, "QUALITY_CHECK_PROMPT", step5.QUALITY_CHECK_PROMPT + " ")
-    assert step5.run_fingerprint_base("claude", "m1", "catalog", "UTC", "Wed") != base
-
-
-def test_plan_run_splits_generate_upload_only_and_up_to_date():
-    users = [{"id": f"u{i}", "summary": f"s{i}"} for i in range(5)]
-    base = "b"
-    fp = {user["id"]: step5.user_fingerprint(base, user) for user in users}
-    saved = {
-        "u0": {"fingerprint": fp["u0"], "status": "approved", "uploaded": True},
-        "u1": {"fingerprint": fp["u1"], "status": "needs_review", "uploaded": False},
-        "u2": {"fingerprint": fp["u2"], "status": "failed", "uploaded": False},
-        "u3": {"fingerprint": "stale", "status": "approved", "uploaded": True},
-    }
-    generate, upload_only, up_to_date = step5.plan_run(users, saved, base, fresh=False, upload=True)
-    assert [u["id"] for u in generate] == ["u2", "u3", "u4"]
-    assert upload_only == [saved["u1"]]
-    assert up_to_date == [saved["u0"]]
-    generate, upload_only, up_to_date = step5.plan_run(users, saved, base, fresh=False, upload=False)
-    assert upload_only == [] and up_to_date == [saved["u0"], saved["u1"]]
-    generate, _, _ = step5.plan_run(users, saved, base, fresh=True, upload=True)
-    assert len(generate) == 5
 
 
 def test_an_unexpected_error_fails_one_member_not_the_run(data_dir, model, anthropic_fake, monkeypatch):
@@ -612,7 +590,7 @@ def test_failed_regeneration_keeps_the_last_good_record(data_dir, model, anthrop
     assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
     good = _records(data_dir)
 
-    monkeypatch.setattr(step5, "QUALITY_CHECK_PROMPT", step5.QUALITY_CHECK_PROMPT + " ")
+    monkeypatch.setattr(step5, "MATCHING_PROMPT", step5.MATCHING_PROMPT + " ")
     model.match_override = lambda summary: (
         {"event_index": 42, "campaign": "Fill the Table", "reasoning": "x", "confidence": 5}
         if summary.startswith("Ben") else None)
@@ -620,7 +598,11 @@ def test_failed_regeneration_keeps_the_last_good_record(data_dir, model, anthrop
 
     maya, ben = _records(data_dir)
     assert maya["fingerprint"] != good[0]["fingerprint"]
-    assert {key: value for key, value in ben.items() if key != "regeneration_error"} == good[1]
+    # What the team sees is unchanged; only the failed stage is noted, so the next run retries it.
+    unchanged = ("regeneration_error", "stages")
+    assert {key: value for key, value in ben.items() if key not in unchanged} == \
+        {key: value for key, value in good[1].items() if key not in unchanged}
+    assert ben["stages"]["match"]["error"] == ben["regeneration_error"]
     assert "event_index must be an integer" in ben["regeneration_error"]
 
     model.match_override = None

@@ -1,13 +1,17 @@
 """Step 5 --offline on generated sample data: compliant, deterministic, and with no network at all."""
 
 import json
+import math
+import re
 import socket
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipeline import step1_user_selection, step2_event_selection, step3_user_profile_enrich, step4_event_enrich
 from pipeline import step5_match_message as step5
+from pipeline.match_message.asking import CAMPAIGNS
 from utils.sample_data import generate_dataset, write_dataset
 from utils.sms import check_message
 
@@ -68,16 +72,27 @@ def test_offline_run_gives_every_user_a_compliant_message_without_network(enrich
     events = {event["id"]: event for event in json.loads((data_dir / "processed" / "enriched_events.json").read_text())}
     assert len(users) > 100 and len(events) > 5
     assert [record["user_id"] for record in records] == [user["id"] for user in users]
-    for user, record in zip(users, records):
+    invited = [(user, record) for user, record in zip(users, records) if record["status"] != "no_event"]
+    assert len(invited) > 100
+    for user, record in invited:
         link = f"https://cucu.li/bookings/{record['event_id']}"
         assert record["event_id"] in events
         assert record["generator"] == "offline" and record["uploaded"] is False
         assert record["status"] == "approved", (record["message"], record["compliance_issues"])
         assert check_message(record["message"], first_name=user["first_name"], link=link) == []
         assert record["message"].endswith(" " + link)
-        assert record["campaign"] in step5.CAMPAIGNS
+        assert record["campaign"] in CAMPAIGNS
         assert record["match_reasoning"].startswith("Rule-based score")
         assert 0 <= record["confidence_percentage"] <= 100
+        assert record["shortlist_rank"] in (1, 2, 3)
+    # No event gets more invitations than ceil(3 x its free seats); members left without one have no message.
+    invites = Counter(record["event_id"] for _, record in invited)
+    for event_id, count in invites.items():
+        event = events[event_id]
+        assert count <= math.ceil(3 * (event["maxParticipants"] - event["participant_count"])), event_id
+    for record in records:
+        if record["status"] == "no_event":
+            assert "message" not in record and len(record["stages"]["match"]["shortlist"]) >= 1
     assert no_network == []
 
 
@@ -96,4 +111,6 @@ def test_offline_rerun_skips_everyone(enriched_dir, tmp_path, no_network, capsys
     capsys.readouterr()
     assert _run_offline(data_dir) == records
     out = capsys.readouterr().out
-    assert f"{len(records)} members selected: 0 to generate, 0 to upload only, {len(records)} up to date" in out
+    invited = sum(1 for record in records if record["status"] != "no_event")
+    assert re.search(r"match: members run\s+0\n", out) and re.search(r"write: members run\s+0\n", out)
+    assert re.search(rf"skipped: up to date\s+{invited:,}\n", out)

@@ -19,6 +19,10 @@ from utils.errors import PipelineError
 from utils.jsonio import load_json_list, save_json_atomic
 
 
+#: Rewriting the JSON while records arrive takes at most this share of the run's time.
+MAX_COMPACT_SHARE = 0.02
+
+
 def _user_id_of(record: Any) -> Optional[str]:
     user_id = record.get("user_id") if isinstance(record, dict) else None
     return user_id if isinstance(user_id, str) and user_id else None
@@ -55,7 +59,9 @@ class MessageStore:
         Args:
             path: The JSON file (e.g. data/processed/processed_messages.json).
             order: User ids in the order records should appear; others follow in their saved order.
-            compact_seconds: How often, at most, the JSON is rewritten while records arrive.
+            compact_seconds: How often, at most, the JSON is rewritten while records arrive. When a
+                rewrite takes long (a big file), the next one waits longer, so that rewriting never
+                takes more than MAX_COMPACT_SHARE of the run's time; the journal keeps every record safe.
 
         Raises:
             PipelineError: The file is malformed (it is left untouched), or another run holds the lock.
@@ -72,6 +78,7 @@ class MessageStore:
         self._journal_fd: Optional[int] = None
         self._closed = False
         self._last_compact = time.monotonic()
+        self._compact_interval = compact_seconds
         self._lock_file = self._acquire_run_lock()
         try:
             self._open()
@@ -174,6 +181,11 @@ class MessageStore:
         with self._lock:
             return self.records.get(user_id)
 
+    def snapshot(self) -> dict[str, dict]:
+        """A copy of the records by user id, safe to read while other threads write."""
+        with self._lock:
+            return dict(self.records)
+
     def ordered_records(self) -> list:
         """Every record: those in `order` first, then the rest as they were saved."""
         with self._lock:
@@ -214,7 +226,7 @@ class MessageStore:
                 raise ValueError(f"the message store of {self.path} is closed")
             self._append_locked(line.encode("ascii"))
             self.records[user_id] = saved
-            if time.monotonic() - self._last_compact >= self.compact_seconds:
+            if time.monotonic() - self._last_compact >= self._compact_interval:
                 self._compact_locked()
 
     def _append_locked(self, data: bytes) -> None:
@@ -243,6 +255,7 @@ class MessageStore:
     def _compact_locked(self) -> None:
         # JSON first (atomic and durable), journal second: a kill in between only means the journal
         # is replayed again, which changes nothing.
+        started = time.monotonic()
         save_json_atomic(self.path, self._ordered_locked())
         _fsync_folder(self.path.parent)
         try:
@@ -250,6 +263,8 @@ class MessageStore:
         except OSError as exc:
             raise PipelineError(f"cannot empty {self.journal_path}: {exc.strerror or exc}") from None
         self._last_compact = time.monotonic()
+        if self.compact_seconds > 0:
+            self._compact_interval = max(self.compact_seconds, (self._last_compact - started) / MAX_COMPACT_SHARE)
 
     def close(self) -> None:
         """Write the final JSON, remove the journal and release the lock (a second call does nothing).

@@ -111,8 +111,8 @@ DIETARY_RULES = (
 
 # --- Messages -------------------------------------------------------------------------------------------
 
-#: The most characters an SMS may have, link included (check_message's default, the spec's limit).
-MAX_SMS_CHARS = 180
+#: The most characters an SMS may have, link included: the seed's rule is "fewer than 180" (issue 11).
+MAX_SMS_CHARS = 179
 #: Seats are scarce (and said so: "only 3 seats left") at or below this many free seats ...
 FEW_SEATS = 5
 #: ... and only when at least this share of the table is taken ("8 seats left" of 8 is no scarcity).
@@ -444,15 +444,39 @@ def offline_match(user: dict, events: list[dict], now: datetime) -> dict:
     """
     if not events:
         raise ValueError("offline_match needs at least one event")
-    index, score, parts = rank_events(user, events, now)[0]
-    campaign, why = choose_campaign(user, events[index])
-    explanation = "; ".join(parts) if parts else "no strong signal, the soonest bookable event"
-    return {
-        "event_index": index,
-        "campaign": campaign,
-        "reasoning": f"Rule-based score {score:.1f} = {explanation}. Campaign {campaign}: {why}.",
-        "confidence": confidence_from_score(score),
-    }
+    return offline_shortlist(user, events, now, k=1)[0]
+
+
+def offline_shortlist(user: dict, events: list[dict], now: datetime, k: int = 3) -> list[dict]:
+    """The member's top `k` events by `score_event`, best first, each shaped like `offline_match`'s answer.
+
+    Same candidates, scoring and tie-break as `offline_match`, so the first choice is its event.
+
+    Args:
+        user: An enriched user.
+        events: The enriched events (the catalog); at least one.
+        now: The run's reference time.
+        k: How many choices at most.
+
+    Returns:
+        Up to `k` dicts {event_index, campaign, reasoning, confidence}, distinct events, best first.
+
+    Raises:
+        ValueError: `events` is empty.
+    """
+    if not events:
+        raise ValueError("offline_shortlist needs at least one event")
+    choices = []
+    for index, score, parts in rank_events(user, events, now)[:k]:
+        campaign, why = choose_campaign(user, events[index])
+        explanation = "; ".join(parts) if parts else "no strong signal, the soonest bookable event"
+        choices.append({
+            "event_index": index,
+            "campaign": campaign,
+            "reasoning": f"Rule-based score {score:.1f} = {explanation}. Campaign {campaign}: {why}.",
+            "confidence": confidence_from_score(score),
+        })
+    return choices
 
 
 # --- Message parts ----------------------------------------------------------------------------------------

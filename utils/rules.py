@@ -65,6 +65,11 @@ CAMPAIGN_RETURN = "Return to Table"
 NEWCOMER_MAX_EVENTS = 2
 #: "Return to Table" targets users with `days_since_last_event >= RETURN_MIN_DAYS` (or dormant 60+).
 RETURN_MIN_DAYS = 31
+#: The fill level (participants / capacity) an event should have for a newcomer: full enough to prove
+#: it is good, not so full it feels exclusive.
+NEWCOMER_PREFERRED_FILL = (0.5, 0.8)
+#: The fill level an event should have for a returning member.
+RETURN_PREFERRED_FILL = (0.5, 1.0)
 
 
 def is_newcomer(event_count: int) -> bool:

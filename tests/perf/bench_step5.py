@@ -1,4 +1,4 @@
-"""Benchmark step 5 against the fake Claude API: worker speed-up, calls per user, cached share.
+"""Benchmark step 5 against the fake Claude API: speed-up, calls per member by stage, CPU per member, cached share.
 
 Run from the repo root (takes about 6 minutes; the --workers 1 run alone is about 5):
 
@@ -10,18 +10,21 @@ tests/perf/_work/step5/ (git-ignored), runs steps 1-4 on it as their own process
 worker count starts a fresh `FakeAnthropic` in this process (0.5 s latency per call, a
 deterministic responder whose answers pass the compliance gate, so no rewrite calls) and runs
 
-    pipeline/step5_match_message.py --limit USERS --workers N --fresh --no-upload
+    pipeline/step5_match_message.py --limit USERS --workers N --fresh --no-upload --invites-per-seat 0
 
 as a subprocess pointed at it (ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY). Each run gets a fresh fake,
-so each starts with a cold prompt cache.
+so each starts with a cold prompt cache. `--invites-per-seat 0` turns the cap off so that every
+member is written and checked in every run (with the cap, members left without an event cost no
+write or check call, which would flatter calls per member).
 
-Measured per run: the process's wall time, the requests the fake received (calls per user, and
-the most in flight at once), and from the matching requests the fake recorded, the share of input
+Measured per run: the process's wall time, the requests the fake received (calls per member by
+stage, and the most in flight at once), the step process's CPU time (user + system, from
+getrusage of the child) per member: the orchestrator's own cost, since the fake runs in this process, and from the matching requests the fake recorded, the share of input
 characters inside the system block marked `cache_control` (the fake counts tokens as characters/4,
 so the share is the same in its tokens); the run's claude_calls_*.jsonl gives the cache read and
 write tokens as the client saw them.
 
-Targets (the issue's): at least 12x faster at 16 workers than at 1; at most 3.2 calls per user
+Targets (the issue's): at least 15x faster at 16 workers than at 1; at most 3.2 calls per user
 without faults; at least 70% of the matching input tokens in the cached block when the catalog has
 30 or more events. This is a report, not a gate, and not a pytest test: it always exits 0.
 """
@@ -31,6 +34,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -47,7 +51,7 @@ from tests.fakes.anthropic_server import FakeAnthropic  # noqa: E402
 WORK_DIR = ROOT / "tests" / "perf" / "_work" / "step5"
 NOW = "2026-11-25T12:00:00Z"
 ZONE = "America/New_York"
-MIN_SPEEDUP = 12.0
+MIN_SPEEDUP = 15.0
 MAX_CALLS_PER_USER = 3.2
 MIN_CACHED_SHARE = 0.70
 MIN_CATALOG_EVENTS = 30
@@ -99,8 +103,9 @@ def answer(body: dict) -> dict:
     if purpose == "match":
         events = catalog_size(body)
         digest = int(hashlib.sha256(text.encode()).hexdigest(), 16)
-        return {"event_index": digest % max(1, events), "campaign": CAMPAIGNS[digest % 3],
-                "reasoning": "Their interests fit the event and it is near home.", "confidence": 80}
+        return {"choices": [{"event_index": (digest + offset) % max(1, events), "campaign": CAMPAIGNS[digest % 3],
+                             "reasoning": "Their interests fit the event and it is near home.",
+                             "confidence": 80 - 10 * offset} for offset in range(min(3, max(1, events)))]}
     if purpose == "write":
         first = _first_name(text, r"first name: (.+?)\.$")
         return {"message": f"Hi {first}! A cozy dinner with good people this week. Grab your seat:",
@@ -165,16 +170,18 @@ def run_step5(data_dir: Path, users: int, workers: int, latency: float) -> dict:
     fake.responder = answer
     command = [sys.executable, str(ROOT / "pipeline" / "step5_match_message.py"), "--data-dir", str(data_dir),
                "--log-dir", str(log_dir), "--now", NOW, "--timezone", ZONE, "--no-upload", "--fresh",
-               "--limit", str(users), "--workers", str(workers)]
+               "--limit", str(users), "--workers", str(workers), "--invites-per-seat", "0"]
     done = threading.Event()
     watcher = threading.Thread(target=watch_progress, args=(fake, 3 * users, done, f"--workers {workers}"),
                                daemon=True)
     watcher.start()
     try:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             returncode = subprocess.call(command, cwd=ROOT, env=step5_env(fake), stdout=out, stderr=err)
             wall = time.perf_counter() - started
+            cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read().decode(), err.read().decode()
@@ -192,6 +199,7 @@ def run_step5(data_dir: Path, users: int, workers: int, latency: float) -> dict:
         "workers": workers,
         "users": users,
         "wall": wall,
+        "cpu": (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime),
         "step_wall": float(step_wall.group(1)) if step_wall else None,
         "calls": len(bodies),
         "purposes": count_purposes(bodies),
@@ -279,6 +287,12 @@ def print_report(runs: list[dict], enriched_events: int, latency: float) -> None
         purposes = ", ".join(f"{name} {count}" for name, count in sorted(run["purposes"].items()))
         statuses = ", ".join(f"{name} {count}" for name, count in sorted(run["statuses"].items()))
         print(f"  --workers {run['workers']}: calls by prompt: {purposes}; records: {statuses}")
+        by_stage = {"match": run["purposes"].get("match", 0), "write": run["purposes"].get("write", 0),
+                    "check": run["purposes"].get("check", 0) + run["purposes"].get("rewrite", 0)}
+        per_member = ", ".join(f"{stage} {count / run['users']:.2f}" for stage, count in by_stage.items())
+        print(f"  --workers {run['workers']}: calls per member by stage: {per_member}; "
+              f"step process CPU {run['cpu']:.1f} s, {run['fixed_cpu']:.1f} s of it fixed: "
+              f"{1000 * (run['cpu'] - run['fixed_cpu']) / run['users']:.1f} ms per member")
 
     print()
     print(f"event catalog in the matching requests: {events} events ({enriched_events} in enriched_events.json)")
@@ -297,7 +311,11 @@ def print_report(runs: list[dict], enriched_events: int, latency: float) -> None
         best = runs[-1]
         speedup = base["wall"] / best["wall"]
         print(f"{verdict(speedup >= MIN_SPEEDUP)} speed-up {speedup:.1f}x at --workers {best['workers']} "
-              f"vs --workers {base['workers']} (target >= {MIN_SPEEDUP:g}x at 16 workers)")
+              f"vs --workers {base['workers']} (target >= {MIN_SPEEDUP:g}x at 16 workers; whole process)")
+        if base["step_wall"] and best["step_wall"]:
+            step_speedup = base["step_wall"] / best["step_wall"]
+            print(f"{verdict(step_speedup >= MIN_SPEEDUP)} speed-up {step_speedup:.1f}x of step 5's own wall time "
+                  f"(without interpreter start-up and imports)")
     worst = max(run["calls"] / run["users"] for run in runs)
     print(f"{verdict(worst <= MAX_CALLS_PER_USER)} calls per user {worst:.2f} at most "
           f"(target <= {MAX_CALLS_PER_USER:g}, no faults)")
@@ -335,11 +353,16 @@ def main(argv=None) -> int:
               f"raise --sample-users", flush=True)
     users = min(args.users, enriched_users)
 
+    # The CPU of a run with no member (interpreter start-up, imports, loading, the report), so that the
+    # per-member figure is the orchestrator's own cost per member.
+    fixed_cpu = run_step5(data_dir, 0, 1, args.latency)["cpu"]
+    print(f"step 5 with no member: {fixed_cpu:.2f} s CPU (start-up, imports, loading, report)", flush=True)
     runs = []
     for workers in worker_counts:
         print(f"step 5 with --workers {workers} on {users} users, {args.latency:g} s per call "
               f"(ideal about {3 * users * args.latency / workers:.0f} s)", flush=True)
         runs.append(run_step5(data_dir, users, workers, args.latency))
+        runs[-1]["fixed_cpu"] = fixed_cpu
         print(f"  --workers {workers}: {runs[-1]['wall']:.1f} s", flush=True)
 
     print_report(runs, events, args.latency)

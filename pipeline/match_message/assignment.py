@@ -1,0 +1,94 @@
+"""Phase 2 of step 5: give each member at most one event from their shortlist, within every event's cap.
+
+The rule (greedy by confidence): every (member, choice) pair is taken in order of confidence, highest
+first; ties go to the better shortlist rank, then to the member who comes first in the input, then to
+the lower event index. A pair is granted when its member has no event yet and its event has room. The
+result depends only on the inputs. See docs/5-match-message.md, "Assign", for why greedy and not exact.
+"""
+
+import math
+from collections import Counter
+from typing import Iterable, Mapping, Optional
+
+from utils.offline_engine import seats_left
+
+#: Invitations per free seat when `--invites-per-seat` is not given (reason in docs/5-match-message.md).
+DEFAULT_INVITES_PER_SEAT = 3.0
+
+
+def invitation_cap(event: dict, invites_per_seat: float) -> Optional[int]:
+    """At most `ceil(invites_per_seat * free seats)` invitations; None means no cap.
+
+    Args:
+        event: An enriched event (`maxParticipants`, `participant_count`).
+        invites_per_seat: `--invites-per-seat`; 0 turns the cap off.
+
+    Returns:
+        The cap, or None when the cap is off or the event's capacity is unknown.
+    """
+    if invites_per_seat <= 0:
+        return None
+    free = seats_left(event)
+    if free is None:
+        return None
+    return math.ceil(invites_per_seat * free)
+
+
+def invitation_caps(events: list[dict], invites_per_seat: float) -> dict[str, Optional[int]]:
+    """Every event's cap, keyed by event id."""
+    return {event["id"]: invitation_cap(event, invites_per_seat) for event in events}
+
+
+def prior_invitations(records: Iterable[dict], held_invites: Mapping[str, int] = None) -> dict[str, int]:
+    """Invitations that already exist outside this assignment, per event id.
+
+    Args:
+        records: Finished records (approved or needs_review) of members who are not being assigned
+            now: uploaded rows, or rows a later run will upload.
+        held_invites: Rows the team holds, per event id (the team loop's seam; empty today).
+
+    Returns:
+        {event_id: count}.
+    """
+    counts = Counter(record["event_id"] for record in records if record.get("event_id"))
+    counts.update(held_invites or {})
+    return dict(counts)
+
+
+def assign_events(shortlists: Mapping[str, list[dict]], caps: Mapping[str, Optional[int]],
+                  prior: Mapping[str, int], keep: Optional[Mapping[str, str]] = None) -> dict[str, Optional[dict]]:
+    """Assign each member at most one event from their shortlist, greedy by confidence.
+
+    Members in `keep` first get the event their uploaded invitation is for, when it is still on their
+    shortlist and has room (in the members' order): a re-run does not move a row the team may have seen.
+
+    Args:
+        shortlists: {user_id: ranked choices}, in the members' order; each choice has `event_id`,
+            `event_index` and `confidence`.
+        caps: {event_id: cap or None (no cap)}; an event missing here has no cap.
+        prior: {event_id: invitations that already count against the cap}.
+        keep: {user_id: event_id of the member's uploaded invitation}, optional.
+
+    Returns:
+        {user_id: the granted choice with its 1-based `rank` added, or None (every choice was full)},
+        for every member in `shortlists`.
+    """
+    pairs = []
+    for position, (user_id, choices) in enumerate(shortlists.items()):
+        for rank, choice in enumerate(choices, start=1):
+            pairs.append((-float(choice["confidence"]), rank, position, choice["event_index"], user_id, choice))
+    kept = [(0.0, rank, position, choice["event_index"], user_id, choice)
+            for position, (user_id, choices) in enumerate(shortlists.items())
+            for rank, choice in enumerate(choices, start=1) if (keep or {}).get(user_id) == choice["event_id"]]
+    pairs.sort(key=lambda pair: pair[:4])
+    used = Counter(prior)
+    granted: dict[str, Optional[dict]] = {user_id: None for user_id in shortlists}
+    for _, rank, _, _, user_id, choice in kept + pairs:
+        if granted[user_id] is not None:
+            continue
+        cap = caps.get(choice["event_id"])
+        if cap is not None and used[choice["event_id"]] >= cap:
+            continue
+        used[choice["event_id"]] += 1
+        granted[user_id] = {**choice, "rank": rank}
+    return granted

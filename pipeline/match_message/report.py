@@ -1,0 +1,133 @@
+"""Step 5's end-of-run report: the statistics table, invitations per event, and sample messages."""
+
+from collections import Counter
+from typing import Any, Optional
+
+from pipeline.match_message.asking import CAMPAIGNS, SHORTLIST_SIZE
+from pipeline.match_message.phases import RunOutcome
+from pipeline.match_message.stages import COMPLETE_STATUSES, STAGES
+from pipeline.match_message.upload import Uploader
+from utils.offline_engine import seats_left
+from utils.sms import rule_of
+
+# USD per SMS segment sent in the US (Twilio's list price for long codes, before carrier fees).
+SMS_PRICE_PER_SEGMENT_USD = 0.0083
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%}" if whole else "n/a"
+
+
+def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional[Uploader],
+                wall_seconds: float) -> list[tuple[str, Any]]:
+    """The end-of-run statistics table.
+
+    Args:
+        counts: "loaded", "unusable" (members skipped on input).
+        outcome: What the phases did.
+        generator: The run's generator (for its calls per stage and usage rows).
+        uploader: The uploader, or None when not uploading.
+        wall_seconds: The run's duration.
+
+    Returns:
+        (label, value) rows.
+    """
+    selected = [outcome.records.get(user["id"]) for user in outcome.selected]
+    selected = [record for record in selected if record is not None]
+    made = [record for record in selected if record.get("status") in COMPLETE_STATUSES]
+    changed = set(outcome.changed)
+    new = [record for record in made if record["user_id"] in changed]
+    assigned = [choice for choice in outcome.assignment.values() if choice is not None]
+    no_event = [user_id for user_id, choice in outcome.assignment.items() if choice is None]
+    rows: list[tuple[str, Any]] = [
+        ("members in enriched_users.json", counts["loaded"]),
+        ("skipped: not an object, no id or no summary", counts["unusable"]),
+        ("selected (--user-id, --limit)", len(outcome.selected)),
+        ("held by the team", len(outcome.held)),
+        ("kept: made by Claude (offline run)", len(outcome.kept_claude)),
+    ]
+    calls = generator.calls_by_stage()
+    for stage in STAGES:
+        causes = outcome.causes[stage]
+        rows.append((f"{stage}: members run", sum(causes.values())))
+        rows += [(f"  {stage} cause: {cause}", number) for cause, number in sorted(causes.items())]
+        if calls is not None:
+            rows.append((f"  {stage}: Claude calls", calls[stage]))
+    rows += [
+        ("assigned an event", len(assigned)),
+        ("no event (whole shortlist full)", len(no_event)),
+        ("assigned their first choice", sum(1 for choice in assigned if choice["rank"] == 1)),
+        ("share assigned their first choice", _share(sum(1 for c in assigned if c["rank"] == 1), len(assigned))),
+        ("finished this run", len(new)),
+        ("skipped: up to date", outcome.up_to_date),
+        ("uploaded only (generated before)", outcome.upload_only),
+        ("failed", sum(1 for record in selected if record.get("status") == "failed")),
+    ]
+    campaigns = Counter(record["campaign"] for record in made)
+    rows += [(f"  campaign: {name}", campaigns[name]) for name in CAMPAIGNS]
+    approved = sum(1 for record in made if record["status"] == "approved")
+    rows += [
+        ("approved", approved),
+        ("needs review", len(made) - approved),
+        ("approval rate", _share(approved, len(made))),
+        ("passed the compliance gate", sum(1 for record in made if not record.get("compliance_issues"))),
+    ]
+    if calls is not None:
+        rows.append(("quality check approved (Claude)",
+                     sum(1 for record in made if record.get("approved_by_quality_check") is True)))
+    if uploader is not None:
+        rows += [("uploaded to Airtable", uploader.uploaded), ("upload failures", uploader.failed)]
+    rows += generator.report_rows()
+    segments = Counter(record["sms_segments"] for record in made if "sms_segments" in record)
+    rows += [(f"  SMS of {count} segment{'s' if count > 1 else ''}", segments[count]) for count in sorted(segments)]
+    total_segments = sum(count * number for count, number in segments.items())
+    rows.append(("estimated SMS cost (USD)", f"{total_segments * SMS_PRICE_PER_SEGMENT_USD:.2f}"))
+    # Messages per failed rule (a message with two spam findings counts once under "spam").
+    by_rule = Counter(rule for record in made for rule in {rule_of(f) for f in record.get("compliance_issues", [])})
+    rows += [(f"  compliance failures: {rule}", number) for rule, number in sorted(by_rule.items())]
+    rows.append(("wall time (s)", f"{wall_seconds:.1f}"))
+    return rows
+
+
+def invitation_rows(outcome: RunOutcome, events: list[dict]) -> list[str]:
+    """Invitations per event: invites (earlier + this run), free seats, cap, and the shortlist ranks used.
+
+    Returns:
+        Text lines of an aligned table, one per event with an invitation or a cap, and a header.
+    """
+    by_event: dict[str, Counter] = {}
+    for choice in outcome.assignment.values():
+        if choice is not None:
+            by_event.setdefault(choice["event_id"], Counter())[choice["rank"]] += 1
+    header = ["event", "invites", "earlier", "free seats", "cap"] + [f"rank {r}" for r in range(1, SHORTLIST_SIZE + 1)]
+    table = []
+    for event in events:
+        ranks = by_event.get(event["id"], Counter())
+        earlier = outcome.prior.get(event["id"], 0)
+        invites = earlier + sum(ranks.values())
+        if not invites:
+            continue
+        cap = outcome.caps.get(event["id"])
+        free = seats_left(event)
+        name = f"{str(event.get('name') or '')[:32]} ({event['id']})"
+        table.append([name, str(invites), str(earlier), "?" if free is None else str(free),
+                      "none" if cap is None else str(cap)] + [str(ranks[r]) for r in range(1, SHORTLIST_SIZE + 1)])
+    widths = [max(len(row[i]) for row in [header] + table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+             for row in [header] + table]
+    return lines
+
+
+def over_cap_events(outcome: RunOutcome) -> list[str]:
+    """Event ids whose invitations (earlier + this run) exceed their cap: always empty unless a bug."""
+    used = Counter(outcome.prior)
+    used.update(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
+    return [event_id for event_id, count in used.items()
+            if outcome.caps.get(event_id) is not None and count > outcome.caps[event_id]]
+
+
+def sample_messages(records: list[dict], count: int = 3) -> list[str]:
+    """A few finished messages to show on the console."""
+    made = [record for record in records if record.get("status") in COMPLETE_STATUSES]
+    return [f"{record['user_name']} -> {record['event_name']} [{record['campaign']}]: {record['message']}"
+            for record in made[:count]]
