@@ -554,7 +554,7 @@ def print_dry_run(args, run, selected: list[dict], events: list[dict], generator
 # --- The review page and the preview -------------------------------------------------------------
 
 def write_review(run, records: list[dict], previous: Optional[list[dict]], events: list[dict], generator,
-                 title: str) -> None:
+                 title: str, caps: Optional[dict] = None) -> None:
     """Write data/processed/review.html (atomically) for the records of this run or preview."""
     usage = generator.ask.usage if generator.name == "claude" else None
     summary = {
@@ -562,7 +562,7 @@ def write_review(run, records: list[dict], previous: Optional[list[dict]], event
         "model": generator.model, "generator": generator.name,
         "claude_cost_usd": usage.cost_usd(generator.model) if usage else 0.0,
         "cache_savings_usd": cache_savings_usd(usage, generator.model) if usage else 0.0,
-        "events": event_facts(events, run.zone),
+        "events": event_facts(events, run.zone, caps),
     }
     path = processed_path(run.data_dir, REVIEW_PAGE_FILE)
     write_text_atomic(path, render_review_page(records, summary, previous))
@@ -591,7 +591,7 @@ def run_preview(args, run, users: list[dict], events: list[dict], generator, bas
     save_json_atomic(processed_path(run.data_dir, PREVIEW_MESSAGES_FILE), records)
     run.logger.info("wrote %s", processed_path(run.data_dir, PREVIEW_MESSAGES_FILE))
     write_review(run, records, [saved[u["id"]] for u in chosen if u["id"] in saved], events, generator,
-                 "Step 5 preview")
+                 "Step 5 preview", outcome.caps)
     cost = generator.ask.usage.cost_usd(generator.model) if generator.name == "claude" else 0.0
     run.logger.info("preview cost: %s", "n/a (no price for the model)" if cost is None else f"${cost:.4f}")
     return 0
@@ -670,7 +670,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 3
     log_report(run, counts, outcome, generator, uploader, events, time.monotonic() - started)
     write_review(run, [outcome.records[u["id"]] for u in selected if u["id"] in outcome.records], previous, events,
-                 generator, "Step 5 review")
+                 generator, "Step 5 review", outcome.caps)
     if over_cap_events(outcome):
         raise PipelineError(f"events over their invitation cap: {', '.join(over_cap_events(outcome))} (a bug)")
     failed = [record for record in outcome.records.values() if record.get("status") == "failed"]

@@ -3,7 +3,8 @@
 The plan reads only the saved records and the current settings: it makes no call and writes nothing.
 A member's stages are decided with the same `stage_cause` the run uses. A member whose saved
 shortlist no longer holds is counted under "to match" and, since its event is not known yet, under
-"to write" and "to check" as well; a member whose match holds keeps the event of their saved record.
+"to write" (its write and check calls are estimated too); so is a member with no saved event (new,
+or "no event" last time). A member whose match holds keeps the event of their saved record.
 """
 
 from collections import Counter
@@ -73,7 +74,7 @@ def plan_run(users: list[dict], store_get: Callable[[str], Optional[dict]], gene
             # The event is decided by the assignment: count the member under write and check too.
             for stage in ("write", "check"):
                 plan.unknown[stage] += 1
-                plan.causes[stage]["event not known before the assignment"] += 1
+            plan.causes["write"]["event decided by the assignment" if cause else "no saved event"] += 1
             plan.members["to write"] += 1
             continue
         event, choice = saved
@@ -89,10 +90,10 @@ def plan_run(users: list[dict], store_get: Callable[[str], Optional[dict]], gene
             plan.causes["write"][write_cause] += 1
             plan.known["write"].append((user, event, choice))
         if check_cause:
-            plan.causes["check"][check_cause] += 1
             plan.known["check"].append((user, event, choice))
-            if not write_cause:
+            if not write_cause:  # a member to write is checked too: the row counts the check-only ones
                 plan.members["to check"] += 1
+                plan.causes["check"][check_cause] += 1
         if not write_cause and not check_cause:
             plan.messages.append(message)
             if upload and not record.get("uploaded") and record.get("status") in COMPLETE_STATUSES:
