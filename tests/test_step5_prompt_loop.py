@@ -207,6 +207,22 @@ def test_dry_run_plan_after_a_message_prompt_edit(data_dir, model, anthropic_fak
     assert re.search(r"match: 0 calls", text) and re.search(r"write: 12 calls", text)
 
 
+def test_dry_run_after_an_offline_run_has_nothing_to_do(data_dir, capsys):
+    assert step5.main(_args(data_dir, "--offline")) == 0
+    records = _records(data_dir)
+    capsys.readouterr()
+    assert step5.main(_args(data_dir, "--offline", "--dry-run")) == 0
+    text = capsys.readouterr().out
+    assert f"up to date: {len(records)}" in text and "to write: 0" in text and "Claude: none (offline)" in text
+    segments = sum(record.get("sms_segments", 0) for record in records)
+    assert f"Estimated SMS cost: {segments} segments" in text
+    capsys.readouterr()
+    # The one-segment budget changes the write fingerprint: every message with an event is to write again.
+    assert step5.main(_args(data_dir, "--offline", "--dry-run", "--max-segments", "1")) == 0
+    written = sum(1 for record in records if record.get("message"))
+    assert f"to write: {written} (changed prompt or settings: {written})" in capsys.readouterr().out
+
+
 def test_max_cost_below_the_estimate_stops_before_starting(data_dir, model, anthropic_fake, capsys):
     assert step5.main(_args(data_dir, "--no-upload", "--max-cost", "0.000001")) == 1
     err = capsys.readouterr().err

@@ -30,6 +30,7 @@ class ClaudeRequests:
     """The step script's request builders and, per stage, the static parts those requests are built from."""
 
     match: Callable[..., dict]      # (user, events, ask, system) -> {"choices": [...]}
+    # write, check and rewrite also take the keyword `sms_chars_under` (the --max-segments budget).
     write: Callable[..., dict]      # (user, event, choice, ask, today) -> {"message", "reasoning", "confidence"}
     check: Callable[..., dict]      # (message, user, event, campaign, ask) -> the quality verdict
     rewrite: Callable[..., dict]    # (message, failures, user, event, campaign, ask) -> like write

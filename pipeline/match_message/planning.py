@@ -3,8 +3,9 @@
 The plan reads only the saved records and the current settings: it makes no call and writes nothing.
 A member's stages are decided with the same `stage_cause` the run uses. A member whose saved
 shortlist no longer holds is counted under "to match" and, since its event is not known yet, under
-"to write" (its write and check calls are estimated too); so is a member with no saved event (new,
-or "no event" last time). A member whose match holds keeps the event of their saved record.
+"to write" (its write and check calls are estimated too); so is a member with no saved message. A
+member whose match holds keeps the event of their saved record; one who got no event last time
+(every shortlisted event full) counts as up to date.
 """
 
 from collections import Counter
@@ -69,6 +70,10 @@ def plan_run(users: list[dict], store_get: Callable[[str], Optional[dict]], gene
         if cause:
             plan.members["to match"] += 1
             plan.causes["match"][cause] += 1
+        if not cause and record is not None and record.get("status") == "no_event":
+            # Their shortlist holds and its events were full: the assignment most likely gives none again.
+            plan.members["up to date"] += 1
+            continue
         saved = None if cause or record is None else _saved_choice(record, events_by_id)
         if saved is None:
             # The event is decided by the assignment: count the member under write and check too.
@@ -138,7 +143,7 @@ def plan_lines(plan: RunPlan, estimates: list[StageEstimate], sms_chars: int, mo
         why = ", ".join(f"{cause}: {number}" for cause, number in sorted(causes.items()))
         lines.append(f"  {row}: {plan.members[row]}" + (f" ({why})" if why else ""))
     source = f"averages from {averages.path.name}" if averages.path else "no call log yet: default averages"
-    lines.append(f"Estimated Claude use ({model}; {source}):")
+    lines.append(f"Estimated Claude use ({model}; {source}):" if estimates else "Claude: none (offline)")
     for estimate in estimates:
         usd = "n/a (no price)" if estimate.usd is None else f"${estimate.usd:.4f}"
         lines.append(f"  {estimate.stage}: {estimate.calls} calls, input {estimate.input_tokens}, cache write "
