@@ -14,8 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Prompts first, so that editing them needs no scrolling. Placeholders are in {braces}; literal
-# braces in the JSON examples are doubled ({{ }}) because the prompts are filled with str.format.
+# Prompts first, so that editing them needs no scrolling. Placeholders are {name} in braces (the
+# table of them is in docs/5-match-message.md, "Editing the prompts"); every other brace is text, so a
+# JSON example can be pasted as it is. A placeholder step 5 does not fill stops the run at start-up.
 # The campaign thresholds ({newcomer_max_events}, ...) are filled from utils/rules.py.
 
 MATCHING_PROMPT = """You match members of a social-dining community in New York to upcoming events \
@@ -60,9 +61,9 @@ Events are numbered from 0. Use the number in brackets as event_index.
 
 # Answer
 Reply with JSON only, exactly this shape, with 1 to {shortlist_size} different events, best first:
-{{"choices": [{{"event_index": <integer index from the catalog>, "campaign": "Seat The Newcomer" | \
+{"choices": [{"event_index": <integer index from the catalog>, "campaign": "Seat The Newcomer" | \
 "Fill the Table" | "Return to Table", "reasoning": "<one or two sentences: why this event and campaign>", \
-"confidence": <number 0-100>}}, ...]}}"""
+"confidence": <number 0-100>}, ...]}"""
 
 MATCHING_USER_PROMPT = """Member profile:
 {user_summary}
@@ -100,8 +101,8 @@ mention wine, but the pitch is the dinner and the people).
 - Only facts from the event description: never invent prices, names or details.
 
 Reply with JSON only, exactly this shape:
-{{"message": "<the SMS text without the link>", "reasoning": "<why this message will work>", \
-"confidence": <number 0-100>}}"""
+{"message": "<the SMS text without the link>", "reasoning": "<why this message will work>", \
+"confidence": <number 0-100>}"""
 
 QUALITY_CHECK_PROMPT = """You review an SMS invitation before it is sent to a member of our \
 social-dining community.
@@ -135,8 +136,8 @@ If the message is not good enough, write an improved version that fixes every is
 with the booking link {link}.
 
 Reply with JSON only, exactly this shape:
-{{"quality_score": <number 0-100>, "approved": true | false, "issues": ["<issue>", ...], \
-"improved_message": "<the improved SMS including the link>" | null}}"""
+{"quality_score": <number 0-100>, "approved": true | false, "issues": ["<issue>", ...], \
+"improved_message": "<the improved SMS including the link>" | null}"""
 
 COMPLIANCE_REWRITE_PROMPT = """This SMS invitation failed our automatic compliance checks:
 
@@ -150,8 +151,8 @@ tone of the "{campaign}" campaign. Do not write any link: the booking link is ap
 text. At most {max_body_chars} characters.
 
 Reply with JSON only, exactly this shape:
-{{"message": "<the SMS text without the link>", "reasoning": "<what you changed>", \
-"confidence": <number 0-100>}}"""
+{"message": "<the SMS text without the link>", "reasoning": "<what you changed>", \
+"confidence": <number 0-100>}"""
 
 
 import argparse  # noqa: E402
@@ -161,25 +162,34 @@ from functools import partial  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 from pipeline.match_message.asking import (  # noqa: E402
-    MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, ClaudeAsker,
+    MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, BudgetReached, ClaudeAsker,
     validate_generation, validate_quality, validate_shortlist,
 )
+from pipeline.match_message.costs import cache_savings_usd, call_log_averages, segment_mix  # noqa: E402
 from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT  # noqa: E402
 from pipeline.match_message.generators import ClaudeGenerator, ClaudeRequests, OfflineGenerator  # noqa: E402
 from pipeline.match_message.phases import Phases, RunOptions  # noqa: E402
+from pipeline.match_message.planning import check_max_cost, estimate_plan, plan_lines, plan_run  # noqa: E402
+from pipeline.match_message.preview import MemoryStore, comparison_lines, sample_members  # noqa: E402
 from pipeline.match_message.report import (  # noqa: E402
     invitation_rows, over_cap_events, report_rows, sample_messages,
 )
-from pipeline.match_message.texts import SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, text_of  # noqa: E402
+from pipeline.match_message.review_page import event_facts, render_review_page  # noqa: E402
+from pipeline.match_message.stages import digest  # noqa: E402
+from pipeline.match_message.texts import (  # noqa: E402
+    SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, sms_chars_under, text_of,
+)
 from pipeline.match_message.upload import Uploader  # noqa: E402
 from utils import ai_prompt, airtable_crud  # noqa: E402
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
 from utils.errors import PipelineError  # noqa: E402
-from utils.jsonio import load_json_list, split_objects  # noqa: E402
+from utils.prompt_template import check_prompt, fill_prompt  # noqa: E402
+from utils.jsonio import load_json_list, save_json_atomic, split_objects, write_text_atomic  # noqa: E402
 from utils.log import log_stats_table  # noqa: E402
 from utils.message_store import MessageStore  # noqa: E402
 from utils.paths import (  # noqa: E402
-    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, PROCESSED_MESSAGES_FILE, USERS_FILE, processed_path, raw_path,
+    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, PREVIEW_MESSAGES_FILE, PROCESSED_MESSAGES_FILE, REVIEW_PAGE_FILE,
+    USERS_FILE, processed_path, raw_path,
 )
 from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
 from utils.rules import (  # noqa: E402
@@ -250,11 +260,14 @@ def with_id_and_summary(records: list[dict]) -> tuple[list[dict], int]:
     return kept, len(records) - len(kept)
 
 
-def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Optional[int]) -> list[dict]:
-    """Apply --user-id (keep only those, in input order) and then --limit (the first N)."""
-    if user_ids:
-        wanted = set(user_ids)
-        users = [user for user in users if user["id"] in wanted]
+def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Optional[int],
+                 emails: Optional[list[str]] = None) -> list[dict]:
+    """Apply --user-id and --email (keep only those, in input order) and then --limit (the first N)."""
+    if user_ids or emails:
+        wanted = set(user_ids or ())
+        wanted_emails = {normalize_email(email) for email in emails or ()} - {None, ""}
+        users = [user for user in users
+                 if user["id"] in wanted or normalize_email(text_of(user.get("email"))) in wanted_emails]
     if limit is not None:
         users = users[:limit]
     return users
@@ -286,48 +299,77 @@ def today_text(now, zone) -> str:
     return f"{weekday_name(now, zone)}, {format_day(now, zone)}"
 
 
+#: The placeholders step 5 fills, per prompt (docs/5-match-message.md lists them; a test keeps both true).
+RULE_PLACEHOLDERS = tuple(prompt_rules())
+PROMPT_PLACEHOLDERS = {
+    "MATCHING_PROMPT": ("event_catalog", "today", *RULE_PLACEHOLDERS),
+    "MATCHING_USER_PROMPT": ("user_summary", "shortlist_size"),
+    "MESSAGE_GENERATION_PROMPT": ("first_name", "user_summary", "event_summary", "campaign", "campaign_tone",
+                                  "match_reasoning", "max_body_chars", "sms_chars_under", "today"),
+    "QUALITY_CHECK_PROMPT": ("message", "first_name", "user_summary", "event_summary", "campaign", "link",
+                             "sms_chars_under"),
+    "COMPLIANCE_REWRITE_PROMPT": ("message", "failures", "first_name", "campaign", "max_body_chars"),
+}
+
+
+def prompt_texts() -> dict[str, str]:
+    """The five prompts by constant name, as they are now (read at call time, so tests may edit them)."""
+    return {name: globals()[name] for name in PROMPT_PLACEHOLDERS}
+
+
+def check_prompts() -> None:
+    """Refuse, before any paid call, a prompt that uses a placeholder step 5 does not fill."""
+    for name, template in prompt_texts().items():
+        check_prompt(name, template, PROMPT_PLACEHOLDERS[name])
+
+
 def matching_system_blocks(catalog: str, today: str) -> list[dict]:
     """The matching instructions and catalog as one cached system block."""
-    text = MATCHING_PROMPT.format(event_catalog=catalog, today=today, **prompt_rules())
+    text = fill_prompt(MATCHING_PROMPT, {"event_catalog": catalog, "today": today, **prompt_rules()})
     return [{"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}]
 
 
 def match_user_to_event(user: dict, events: list[dict], ask: Ask, catalog_system: Any) -> dict:
     """Ask for the member's ranked shortlist: {"choices": [{event_index, campaign, reasoning, confidence}]}."""
+    prompt = fill_prompt(MATCHING_USER_PROMPT, {"user_summary": user["summary"], "shortlist_size": SHORTLIST_SIZE})
     return ask(
-        "match", MATCHING_USER_PROMPT.format(user_summary=user["summary"], shortlist_size=SHORTLIST_SIZE),
-        system=catalog_system, temperature=MATCH_TEMPERATURE, schema=SHORTLIST_SCHEMA,
+        "match", prompt, system=catalog_system, temperature=MATCH_TEMPERATURE, schema=SHORTLIST_SCHEMA,
         validate=lambda answer: validate_shortlist(answer, len(events)),
     )
 
 
-def generate_message(user: dict, event: dict, match: dict, ask: Ask, today: str) -> dict:
+def generate_message(user: dict, event: dict, match: dict, ask: Ask, today: str, *,
+                     sms_chars_under: int = SMS_CHARS_UNDER) -> dict:
     """Ask for the SMS text (without the link), its reasoning and a confidence."""
     campaign = match["campaign"]
-    prompt = MESSAGE_GENERATION_PROMPT.format(
-        user_summary=user["summary"], event_summary=event["summary"], campaign=campaign,
-        campaign_tone=CAMPAIGN_TONES[campaign], match_reasoning=match["reasoning"], first_name=first_name_of(user),
-        max_body_chars=body_budget(booking_link(event)), today=today, sms_chars_under=SMS_CHARS_UNDER,
-    )
+    prompt = fill_prompt(MESSAGE_GENERATION_PROMPT, {
+        "user_summary": user["summary"], "event_summary": event["summary"], "campaign": campaign,
+        "campaign_tone": CAMPAIGN_TONES[campaign], "match_reasoning": match["reasoning"],
+        "first_name": first_name_of(user), "max_body_chars": body_budget(booking_link(event), sms_chars_under),
+        "today": today, "sms_chars_under": sms_chars_under,
+    })
     return ask("write", prompt, temperature=WRITE_TEMPERATURE, schema=MESSAGE_SCHEMA, validate=validate_generation)
 
 
-def quality_check_message(message: str, user: dict, event: dict, campaign: str, ask: Ask) -> dict:
+def quality_check_message(message: str, user: dict, event: dict, campaign: str, ask: Ask, *,
+                          sms_chars_under: int = SMS_CHARS_UNDER) -> dict:
     """Ask for a quality verdict on the full SMS, and an improved version when it falls short."""
-    prompt = QUALITY_CHECK_PROMPT.format(
-        message=message, first_name=first_name_of(user), user_summary=user["summary"],
-        event_summary=event["summary"], campaign=campaign, link=booking_link(event), sms_chars_under=SMS_CHARS_UNDER,
-    )
+    prompt = fill_prompt(QUALITY_CHECK_PROMPT, {
+        "message": message, "first_name": first_name_of(user), "user_summary": user["summary"],
+        "event_summary": event["summary"], "campaign": campaign, "link": booking_link(event),
+        "sms_chars_under": sms_chars_under,
+    })
     return ask("check", prompt, temperature=CHECK_TEMPERATURE, schema=QUALITY_SCHEMA, validate=validate_quality)
 
 
 def rewrite_for_compliance(message: str, failures: list[str], user: dict, event: dict, campaign: str,
-                           ask: Ask) -> dict:
+                           ask: Ask, *, sms_chars_under: int = SMS_CHARS_UNDER) -> dict:
     """Ask for one rewrite that fixes the quoted compliance failures."""
-    prompt = COMPLIANCE_REWRITE_PROMPT.format(
-        message=message, failures="\n".join(f"- {failure}" for failure in failures),
-        first_name=first_name_of(user), campaign=campaign, max_body_chars=body_budget(booking_link(event)),
-    )
+    prompt = fill_prompt(COMPLIANCE_REWRITE_PROMPT, {
+        "message": message, "failures": "\n".join(f"- {failure}" for failure in failures),
+        "first_name": first_name_of(user), "campaign": campaign,
+        "max_body_chars": body_budget(booking_link(event), sms_chars_under),
+    })
     return ask("rewrite", prompt, temperature=WRITE_TEMPERATURE, schema=MESSAGE_SCHEMA, validate=validate_generation)
 
 
@@ -368,6 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every stage again for every selected member, even those up to date")
     parser.add_argument("--invites-per-seat", type=float, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
                         help="invitations per free seat of an event, at most (default 3; 0 = no cap)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan per stage and the estimated Claude and SMS cost; 0 calls, writes nothing")
+    parser.add_argument("--max-cost", type=float, default=None, metavar="USD",
+                        help="stop before starting when the estimated Claude cost is above USD, and stop cleanly "
+                             "when the actual spend reaches it")
+    parser.add_argument("--preview", type=int, default=None, metavar="N",
+                        help="try the current prompts on N members (sampled across campaigns and events); writes "
+                             "only preview_messages.json and review.html")
+    parser.add_argument("--email", action="append", default=None, metavar="EMAIL",
+                        help="process only the member with this email (repeatable; like --user-id)")
+    parser.add_argument("--max-segments", type=int, choices=(1, 2), default=None, metavar="N",
+                        help="1: fit every SMS into one GSM-7 segment (160 characters, link included); "
+                             "default: the seed's rule, under 180 characters")
     ai_prompt.add_model_argument(parser)
     parser.add_argument("--offline", action="store_true",
                         help="rule-based matching and template messages: no network, no keys, no upload")
@@ -388,22 +443,158 @@ def load_inputs(run) -> tuple[list[dict], list[dict], dict[str, str], dict[str, 
     return users, events, phones, {"loaded": len(all_users) + bad_users, "unusable": bad_users + unusable_users}
 
 
-def make_generator(args, run, events: list[dict]):
-    """The offline or the Claude generator; checks the Claude and Airtable settings before any work."""
+def make_generator(args, run, events: list[dict], *, connect: bool = True):
+    """The offline or the Claude generator; checks the Claude and Airtable settings before any work.
+
+    Args:
+        connect: False for --dry-run: no key or Airtable check (nothing is called).
+    """
+    chars_under = sms_chars_under(args.max_segments)
     if args.offline:
-        return OfflineGenerator(events, run.now, run.zone)
+        return OfflineGenerator(events, run.now, run.zone, chars_under)
     model = ai_prompt.resolve_model(args.model)
-    ai_prompt.get_client()  # raises on a missing key or bad settings, before any work
-    ai_prompt.configure_call_log(run.log_dir, run.stamp)
-    if not args.no_upload:
+    if connect:
+        ai_prompt.get_client()  # raises on a missing key or bad settings, before any work
+        ai_prompt.configure_call_log(run.log_dir, run.stamp)
+    if connect and not (args.no_upload or args.preview is not None):
         try:
             airtable_crud.check_airtable_config()
         except airtable_crud.AirtableConfigError as exc:
             raise PipelineError(f"{exc}; or run with --no-upload to skip Airtable") from None
     ask = ClaudeAsker(model, ai_prompt.UsageTotals(), AdaptiveLimiter(args.workers), step=STEP_NAME,
-                      max_tokens=ANSWER_MAX_TOKENS, logger=run.logger)
+                      max_tokens=ANSWER_MAX_TOKENS, logger=run.logger, max_cost_usd=args.max_cost)
     return ClaudeGenerator(model, claude_requests(), ask, events, build_event_catalog(events),
-                           today_text(run.now, run.zone))
+                           today_text(run.now, run.zone), chars_under)
+
+
+# --- Cost before spending (--dry-run, --max-cost) ------------------------------------------------
+
+#: The match reasoning assumed when sizing a write prompt whose match is not made yet (2 sentences).
+ESTIMATE_REASONING = "x" * 160
+
+
+class _PromptSized(Exception):
+    """Raised by the sizing `ask`: the prompt was measured, no call is made."""
+
+
+def _prompt_chars(build: Any) -> int:
+    """The characters one request builder sends (system and prompt), measured without calling Claude."""
+    sizes = []
+
+    def measure(purpose, prompt, *, system=None, **_settings):
+        sizes.append(len(prompt))
+        raise _PromptSized()
+
+    try:
+        build(measure)
+    except _PromptSized:
+        pass
+    return sizes[0] if sizes else 0
+
+
+def _average(values: list[int]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def prompt_sizes(plan, users: list[dict], events: list[dict], generator) -> dict[str, float]:
+    """Average characters per call of each stage of the plan, from the real request builders."""
+    to_match = users if plan.members["to match"] else []
+    chars = generator.chars_under
+    unknown_choice = {"campaign": CAMPAIGN_NEWCOMER, "reasoning": ESTIMATE_REASONING}
+    pairs = [(user, event, choice) for user, event, choice in plan.known["write"]]
+    # A member whose event the assignment decides: sized against the catalog's events in turn.
+    pairs += [(user, events[index % len(events)], unknown_choice)
+              for index, user in enumerate(users[:plan.unknown["write"]])]
+    checks = plan.known["check"] + pairs[len(plan.known["write"]):]
+    message = "x" * (chars - 1)
+    return {
+        "match": _average([_prompt_chars(partial(match_user_to_event, user, events, catalog_system=None))
+                           for user in to_match[:200]]),
+        "write": _average([_prompt_chars(lambda ask, u=u, e=e, c=c: generate_message(
+            u, e, c, ask, generator.today, sms_chars_under=chars)) for u, e, c in pairs[:200]]),
+        "check": _average([_prompt_chars(lambda ask, u=u, e=e, c=c: quality_check_message(
+            message, u, e, c["campaign"], ask, sms_chars_under=chars)) for u, e, c in checks[:200]]),
+    }
+
+
+def estimate_run(args, run, selected: list[dict], events: list[dict], generator, store_get) -> tuple:
+    """The plan of this run and its Claude estimate per stage (the total last); no call, no write."""
+    plan = plan_run(selected, store_get, generator, events, fresh=args.fresh,
+                    upload=not (args.no_upload or args.offline))
+    if generator.name != "claude":
+        return plan, []
+    catalog_chars = len(matching_system_blocks(build_event_catalog(events), generator.today)[0]["text"])
+    estimates = estimate_plan(plan, prompt_sizes(plan, selected, events, generator), catalog_chars,
+                              generator.model, call_log_averages(run.log_dir))
+    return plan, estimates
+
+
+def saved_records(data_dir: Path) -> dict[str, dict]:
+    """The saved records by user id, read only (no lock, no journal): for --dry-run and --preview."""
+    path = processed_path(data_dir, PROCESSED_MESSAGES_FILE)
+    if not path.exists():
+        return {}
+    records, _ = split_objects(load_json_list(path, what="processed messages"))
+    return {record["user_id"]: record for record in records if isinstance(record.get("user_id"), str)}
+
+
+def print_dry_run(args, run, selected: list[dict], events: list[dict], generator) -> int:
+    """--dry-run: print the plan per stage and the estimated Claude and SMS cost; nothing is called or written."""
+    saved = saved_records(run.data_dir)
+    plan, estimates = estimate_run(args, run, selected, events, generator, saved.get)
+    averages = call_log_averages(run.log_dir)
+    lines = plan_lines(plan, estimates, generator.chars_under, generator.model, averages)
+    for line in lines:
+        run.logger.info(line)
+    if estimates:
+        check_max_cost(estimates[-1], args.max_cost)
+    return 0
+
+
+# --- The review page and the preview -------------------------------------------------------------
+
+def write_review(run, records: list[dict], previous: Optional[list[dict]], events: list[dict], generator,
+                 title: str, caps: Optional[dict] = None) -> None:
+    """Write data/processed/review.html (atomically) for the records of this run or preview."""
+    usage = generator.ask.usage if generator.name == "claude" else None
+    summary = {
+        "title": title, "generated_at": run.now.astimezone(run.zone).strftime("%Y-%m-%d %H:%M %Z"),
+        "model": generator.model, "generator": generator.name,
+        "claude_cost_usd": usage.cost_usd(generator.model) if usage else 0.0,
+        "cache_savings_usd": cache_savings_usd(usage, generator.model) if usage else 0.0,
+        "events": event_facts(events, run.zone, caps),
+    }
+    path = processed_path(run.data_dir, REVIEW_PAGE_FILE)
+    write_text_atomic(path, render_review_page(records, summary, previous))
+    run.logger.info("wrote %s", path)
+
+
+def prompts_fingerprint() -> str:
+    """A hash of the five prompts: the preview's sample changes only when it changes."""
+    return digest(prompt_texts().values())
+
+
+def run_preview(args, run, users: list[dict], events: list[dict], generator, base) -> int:
+    """--preview N: the current prompts on N sampled members (or --user-id/--email); only its own files change."""
+    saved = saved_records(run.data_dir)
+    chosen = users if args.user_id or args.email else sample_members(users, saved, args.preview, prompts_fingerprint())
+    store = MemoryStore(saved.values())
+    options = RunOptions(workers=args.workers, fresh=args.fresh, upload=False, invites_per_seat=args.invites_per_seat,
+                         today=run.now.astimezone(run.zone).date().isoformat(), keep_saved_events=True)
+    run.logger.info("preview: %d members (generator %s, model %s); processed_messages.json and Airtable are "
+                    "left as they are", len(chosen), generator.name, generator.model)
+    outcome = Phases(generator, events, store, options, base, run.logger, None).run(chosen)
+    records = [outcome.records[user["id"]] for user in chosen if user["id"] in outcome.records]
+    for user in chosen:
+        for line in comparison_lines(user, saved.get(user["id"]), outcome.records.get(user["id"])):
+            run.logger.info(line)
+    save_json_atomic(processed_path(run.data_dir, PREVIEW_MESSAGES_FILE), records)
+    run.logger.info("wrote %s", processed_path(run.data_dir, PREVIEW_MESSAGES_FILE))
+    write_review(run, records, [saved[u["id"]] for u in chosen if u["id"] in saved], events, generator,
+                 "Step 5 preview", outcome.caps)
+    cost = generator.ask.usage.cost_usd(generator.model) if generator.name == "claude" else 0.0
+    run.logger.info("preview cost: %s", "n/a (no price for the model)" if cost is None else f"${cost:.4f}")
+    return 0
 
 
 def log_report(run, counts: dict, outcome, generator, uploader, events: list[dict], seconds: float) -> None:
@@ -429,32 +620,57 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.workers < 1 or (args.limit is not None and args.limit < 0) or args.invites_per_seat < 0:
         raise PipelineError("--workers must be at least 1, --limit and --invites-per-seat at least 0")
+    if (args.max_cost is not None and args.max_cost < 0) or (args.preview is not None and args.preview < 1):
+        raise PipelineError("--max-cost must be at least 0 and --preview at least 1")
+    check_prompts()  # a placeholder step 5 cannot fill stops the run here, before any paid call
     run = start_step(STEP_NAME, args)
     started = time.monotonic()
     upload = not (args.no_upload or args.offline)
     users, events, phones, counts = load_inputs(run)
-    generator = make_generator(args, run, events)
-    selected = select_users(users, args.user_id, args.limit)
+    generator = make_generator(args, run, events, connect=not args.dry_run)
+    selected = select_users(users, args.user_id, args.limit, args.email)
     missing_ids = sorted(set(args.user_id or ()) - {user["id"] for user in users})
     if missing_ids:
         run.logger.warning("--user-id not found in enriched users: %s", ", ".join(missing_ids))
+    base = partial(base_record, phone_lookup=phones, generator=generator.name, model=generator.model)
+    if args.dry_run:
+        return print_dry_run(args, run, selected, events, generator)
+    if args.preview is not None:
+        return run_preview(args, run, selected, events, generator, base)
     store = MessageStore(processed_path(run.data_dir, PROCESSED_MESSAGES_FILE), order=[u["id"] for u in users])
     if store.recovered:
         run.logger.info("recovered %d records from the journal of an interrupted run", store.recovered)
+    previous = list(store.snapshot().values())
+    if args.max_cost is not None and generator.name == "claude":
+        try:
+            check_max_cost(estimate_run(args, run, selected, events, generator, store.get)[1][-1], args.max_cost)
+        except PipelineError:
+            store.close()
+            raise
     run.logger.info("%d members selected (generator %s, model %s)", len(selected), generator.name, generator.model)
     options = RunOptions(workers=args.workers, fresh=args.fresh, upload=upload, invites_per_seat=args.invites_per_seat,
                          today=run.now.astimezone(run.zone).date().isoformat())
     uploader = Uploader(store, run.logger) if upload else None
-    base = partial(base_record, phone_lookup=phones, generator=generator.name, model=generator.model)
+    stopped = None
     try:
         outcome = Phases(generator, events, store, options, base, run.logger, uploader).run(selected)
+    except BudgetReached as exc:
+        stopped = exc
     finally:
         try:
             if uploader is not None:
                 uploader.close()
         finally:
             store.close()
+    if stopped is not None:
+        write_review(run, [r for r in saved_records(run.data_dir).values()], previous, events, generator,
+                     "Step 5 review (stopped at --max-cost)")
+        run.logger.error("stopped: %s; every finished member is saved in %s, re-run (with a higher --max-cost) "
+                         "to continue", stopped, processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
+        return 3
     log_report(run, counts, outcome, generator, uploader, events, time.monotonic() - started)
+    write_review(run, [outcome.records[u["id"]] for u in selected if u["id"] in outcome.records], previous, events,
+                 generator, "Step 5 review", outcome.caps)
     if over_cap_events(outcome):
         raise PipelineError(f"events over their invitation cap: {', '.join(over_cap_events(outcome))} (a bug)")
     failed = [record for record in outcome.records.values() if record.get("status") == "failed"]

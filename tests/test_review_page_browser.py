@@ -131,3 +131,32 @@ def test_search_narrows_rows(review_page):
     assert page.inner_text("#shown") == f"0 of {len(sample_records())} messages shown"
     page.fill("#search", "")
     assert page.locator("tr.msg:not([hidden])").count() == len(sample_records())
+
+
+def test_page_of_a_real_offline_step5_run(browser, tmp_path):
+    """The page a real offline step 5 run writes: loads clean, one row per record, the filter works."""
+    import json
+
+    from pipeline import step5_match_message as step5
+    from tests.test_step5_match_message import FIXTURES
+
+    data = tmp_path / "data"
+    (data / "processed").mkdir(parents=True)
+    (data / "raw").mkdir()
+    for name in ("enriched_users.json", "enriched_events.json"):
+        shutil.copy(FIXTURES / name, data / "processed" / name)
+    (data / "raw" / "users.json").write_text("[]")
+    assert step5.main(["--data-dir", str(data), "--log-dir", str(tmp_path / "logs"), "--now",
+                       "2026-11-25T12:00:00Z", "--offline", "--max-segments", "1"]) == 0
+    records = json.loads((data / "processed" / "processed_messages.json").read_text())
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto((data / "processed" / "review.html").as_uri())
+    assert errors == []
+    assert page.locator("tr.msg").count() == len(records)
+    page.select_option("#filter-status", "approved")
+    expected = sum(1 for record in records if record["status"] == "approved")
+    assert 0 < expected and page.locator("tr.msg:not([hidden])").count() == expected
+    context.close()

@@ -632,7 +632,8 @@ def _rotation(user_id: str, size: int) -> int:
     return int(hashlib.sha256(user_id.encode("utf-8")).hexdigest(), 16) % size
 
 
-def _candidates(campaign: str, start: int, values: dict, name: str, where: str, hook: PersonalHook, link: str):
+def _candidates(campaign: str, start: int, values: dict, name: str, where: str, hook: PersonalHook, link: str,
+                max_chars: int = MAX_SMS_CHARS):
     """Every message to try, best first.
 
     The whole name with every optional part, then dropping the neighborhood, the social proof and the
@@ -655,7 +656,7 @@ def _candidates(campaign: str, start: int, values: dict, name: str, where: str, 
         (hook, proof, place), (hook, proof, ""), (hook, "", ""),
         (NO_HOOK, proof, place), (NO_HOOK, proof, ""), (NO_HOOK, "", ""),
     ]))
-    budget = MAX_SMS_CHARS - 1 - len(link)  # the text, a space, then the link
+    budget = max_chars - 1 - len(link)  # the text, a space, then the link
     for hook_part, proof_part, place_part in variants:
         for template in order:
             yield fill(template, name, place_part, hook_part, proof_part)
@@ -675,7 +676,7 @@ def _candidates(campaign: str, start: int, values: dict, name: str, where: str, 
 
 
 def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone: tzinfo,
-                    first_name: str, link: str) -> str:
+                    first_name: str, link: str, max_chars: int = MAX_SMS_CHARS) -> str:
     """A template message for the match: the first candidate that passes check_message.
 
     Candidates, in order: each of the campaign's templates (starting at a member-specific one) with the
@@ -692,6 +693,7 @@ def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone:
         zone: The run's time zone, for the day and time.
         first_name: The name to greet; "" greets "there".
         link: The booking link step 5 appends after a space.
+        max_chars: The most characters of the SMS, link included (179, or 160 for one segment).
 
     Returns:
         The message text without the link, already GSM-normalised and single-spaced, so step 5's
@@ -711,14 +713,14 @@ def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone:
     name = sms_text(str(event.get("name") or "")) or "our next table"
     where = sms_text(str(event.get("neighborhood") or ""))
     candidates = list(_candidates(campaign, _rotation(str(user.get("id", "")), len(TEMPLATES[campaign])),
-                                  values, name, where, personal_hook(user, event, campaign), link))
+                                  values, name, where, personal_hook(user, event, campaign), link, max_chars))
     # A candidate over the limit fails the length rule whatever else it does, and the full check is the
     # slow part, so those are checked only when nothing shorter passes.
-    fitting = [text for text in candidates if len(text) + 1 + len(link) <= MAX_SMS_CHARS]
-    too_long = [text for text in candidates if len(text) + 1 + len(link) > MAX_SMS_CHARS]
+    fitting = [text for text in candidates if len(text) + 1 + len(link) <= max_chars]
+    too_long = [text for text in candidates if len(text) + 1 + len(link) > max_chars]
     best: Optional[tuple[int, str]] = None
     for text in fitting + too_long:
-        failures = check_message(f"{text} {link}", first_name=first_name, link=link, max_chars=MAX_SMS_CHARS)
+        failures = check_message(f"{text} {link}", first_name=first_name, link=link, max_chars=max_chars)
         if not failures:
             return text
         if best is None or len(failures) < best[0]:

@@ -19,6 +19,8 @@ QUALIFIED_EVENTS_FILE = "qualified_events.json"
 ENRICHED_USERS_FILE = "enriched_users.json"
 ENRICHED_EVENTS_FILE = "enriched_events.json"
 PROCESSED_MESSAGES_FILE = "processed_messages.json"
+PREVIEW_MESSAGES_FILE = "preview_messages.json"  # step 5 --preview: never read by a run
+REVIEW_PAGE_FILE = "review.html"  # step 5: the review page of the last run or preview
 
 
 def raw_path(data_dir: Path, name: str) -> Path:

@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from utils import ai_prompt
 from utils.people import clean_text
@@ -152,6 +152,13 @@ def is_transient(exc: "ai_prompt.ClaudeError") -> bool:
     return is_rate_limited(exc) or exc.status_code is None or exc.status_code >= 500
 
 
+class BudgetReached(BaseException):
+    """The run's actual Claude spend reached --max-cost: start no more calls, keep what is finished.
+
+    A BaseException, like Ctrl-C, so that no per-member `except Exception` turns it into a failed record.
+    """
+
+
 class ClaudeAsker:
     """Ask Claude for one JSON answer: structured output, validation, one corrective retry.
 
@@ -165,8 +172,9 @@ class ClaudeAsker:
     RATE_LIMIT_ROUNDS = 3
 
     def __init__(self, model: str, usage: "ai_prompt.UsageTotals", limiter: AdaptiveLimiter, *, step: str,
-                 max_tokens: int, logger=None, pause_seconds: float = 2.0):
+                 max_tokens: int, logger=None, pause_seconds: float = 2.0, max_cost_usd: Optional[float] = None):
         self.model = model
+        self.max_cost_usd = max_cost_usd  # --max-cost: no call starts once the spend has reached it
         self.usage = usage
         self.limiter = limiter
         self.step = step
@@ -209,6 +217,9 @@ class ClaudeAsker:
 
     def _call(self, purpose: str, prompt: str, temperature: float, schema: dict, system: Any) -> str:
         for round_number in range(1, self.RATE_LIMIT_ROUNDS + 1):
+            spent = self.usage.cost_usd(self.model) if self.max_cost_usd is not None else None
+            if spent is not None and spent >= self.max_cost_usd:
+                raise BudgetReached(f"the Claude spend ${spent:.4f} reached --max-cost ${self.max_cost_usd:.4f}")
             with self.limiter:
                 with self._count_lock:
                     self.calls_by_purpose[purpose] += 1

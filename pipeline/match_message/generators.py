@@ -30,6 +30,7 @@ class ClaudeRequests:
     """The step script's request builders and, per stage, the static parts those requests are built from."""
 
     match: Callable[..., dict]      # (user, events, ask, system) -> {"choices": [...]}
+    # write, check and rewrite also take the keyword `sms_chars_under` (the --max-segments budget).
     write: Callable[..., dict]      # (user, event, choice, ask, today) -> {"message", "reasoning", "confidence"}
     check: Callable[..., dict]      # (message, user, event, campaign, ask) -> the quality verdict
     rewrite: Callable[..., dict]    # (message, failures, user, event, campaign, ask) -> like write
@@ -71,8 +72,9 @@ class ClaudeGenerator:
     name = "claude"
 
     def __init__(self, model: str, requests: ClaudeRequests, ask: ClaudeAsker, events: list[dict],
-                 catalog: str, today: str):
+                 catalog: str, today: str, chars_under: int = SMS_CHARS_UNDER):
         self.model = model
+        self.chars_under = chars_under  # the SMS length budget (--max-segments), in every write/check request
         self.requests = requests
         self.ask = ask
         self.events = events
@@ -81,8 +83,8 @@ class ClaudeGenerator:
         parts = requests.settings_parts
         self.settings = {
             "match": digest([self.name, model, catalog, *parts["match"]]),
-            "write": digest([self.name, model, BOOKING_LINK, SMS_CHARS_UNDER, *parts["write"]]),
-            "check": digest([self.name, model, BOOKING_LINK, SMS_CHARS_UNDER, *parts["check"]]),
+            "write": digest([self.name, model, BOOKING_LINK, chars_under, *parts["write"]]),
+            "check": digest([self.name, model, BOOKING_LINK, chars_under, *parts["check"]]),
         }
 
     def match_inputs(self, user: dict) -> str:
@@ -105,13 +107,13 @@ class ClaudeGenerator:
 
     def write(self, user: dict, event: dict, choice: dict) -> dict:
         """Phase 3a: the draft SMS (link attached) with its reasoning and confidence."""
-        answer = self.requests.write(user, event, choice, self.ask, self.today)
+        answer = self.requests.write(user, event, choice, self.ask, self.today, sms_chars_under=self.chars_under)
         return {"message": finalize_message(answer["message"], booking_link(event)),
                 "reasoning": answer["reasoning"], "confidence": answer["confidence"]}
 
     def _review(self, message: str, reasoning: str, user: dict, event: dict, campaign: str):
         """One quality check: (kept text, its reasoning, check approved?, reasons, verdict)."""
-        review = self.requests.check(message, user, event, campaign, self.ask)
+        review = self.requests.check(message, user, event, campaign, self.ask, sms_chars_under=self.chars_under)
         if review["approved"]:
             return message, reasoning, True, [], review
         issues = [text_of(issue) for issue in review.get("issues") or [] if text_of(issue)]
@@ -128,23 +130,24 @@ class ClaudeGenerator:
         link, campaign = booking_link(event), choice["campaign"]
         message, reasoning, check_ok, reasons, review = self._review(
             draft["message"], draft["reasoning"], user, event, campaign)
-        failures = gate(message, user, link)
+        failures = gate(message, user, link, self.chars_under)
         rewritten, rewrite_error = False, None
         if failures:
             rewritten = True
             try:
-                rewrite = self.requests.rewrite(message, failures, user, event, campaign, self.ask)
+                rewrite = self.requests.rewrite(message, failures, user, event, campaign, self.ask,
+                                                sms_chars_under=self.chars_under)
             except GENERATION_ERRORS as exc:
                 # The checked message is still worth a human look: it ends as needs_review, not failed.
                 rewrite_error = str(exc)
             else:
                 message, reasoning = finalize_message(rewrite["message"], link), rewrite["reasoning"]
-                failures = gate(message, user, link)
+                failures = gate(message, user, link, self.chars_under)
                 if not failures:
                     # A rewrite is new text: it is approved only if the quality check approves it too.
                     message, reasoning, check_ok, reasons, review = self._review(
                         message, reasoning, user, event, campaign)
-                    failures = gate(message, user, link)
+                    failures = gate(message, user, link, self.chars_under)
         return _check_fields(message, reasoning, failures, check_ok, reasons, review, rewritten, rewrite_error)
 
     def calls_by_stage(self) -> Counter:
@@ -173,16 +176,17 @@ class OfflineGenerator:
 
     name = "offline"
 
-    def __init__(self, events: list[dict], now: datetime, zone: tzinfo):
+    def __init__(self, events: list[dict], now: datetime, zone: tzinfo, chars_under: int = SMS_CHARS_UNDER):
         self.model = OFFLINE_ENGINE_VERSION
+        self.chars_under = chars_under  # the SMS length budget (--max-segments)
         self.events = events
         self.now = now
         self.zone = zone
         events_json = json.dumps(events, sort_keys=True)
         self.settings = {
             "match": digest([self.name, self.model, events_json, SHORTLIST_SIZE]),
-            "write": digest([self.name, self.model, BOOKING_LINK, SMS_CHARS_UNDER, str(zone)]),
-            "check": digest([self.name, self.model, SMS_CHARS_UNDER]),
+            "write": digest([self.name, self.model, BOOKING_LINK, chars_under, str(zone)]),
+            "check": digest([self.name, self.model, chars_under]),
         }
 
     def match_inputs(self, user: dict) -> str:
@@ -204,14 +208,15 @@ class OfflineGenerator:
     def write(self, user: dict, event: dict, choice: dict) -> dict:
         """Phase 3a: the campaign's template filled with the member's name and the event's facts."""
         link = booking_link(event)
-        text = offline_message(user, event, choice["campaign"], self.now, self.zone, first_name_of(user), link)
+        text = offline_message(user, event, choice["campaign"], self.now, self.zone, first_name_of(user), link,
+                               max_chars=self.chars_under - 1)
         return {"message": finalize_message(text, link),
                 "reasoning": "Offline template for the campaign, filled with the member's name and the event's facts.",
                 "confidence": choice["confidence"]}
 
     def check(self, user: dict, event: dict, choice: dict, draft: dict) -> dict:
         """Phase 3b: the gate only (there is no reviewer offline)."""
-        failures = gate(draft["message"], user, booking_link(event))
+        failures = gate(draft["message"], user, booking_link(event), self.chars_under)
         return _check_fields(draft["message"], draft["reasoning"], failures, None, [], None, False, None)
 
     def calls_by_stage(self) -> Optional[Counter]:

@@ -43,6 +43,8 @@ class RunOptions:
     held_invites: Mapping[str, int] = field(default_factory=dict)
     #: Seam for the team loop: called once before the first Claude call of an uploading run.
     preflight: Optional[Callable[[], None]] = None
+    #: --preview: a member keeps the event of their saved finished record (the saved run's assignment).
+    keep_saved_events: bool = False
 
 
 @dataclass
@@ -171,7 +173,8 @@ class Phases:
         outcome.caps = invitation_caps(self.events, self.options.invites_per_seat)
         uploaded = {user_id: record.get("event_id") for user_id in shortlists
                     for record in [self.store.get(user_id)]
-                    if record and record.get("uploaded") and record.get("status") in COMPLETE_STATUSES}
+                    if record and (record.get("uploaded") or self.options.keep_saved_events)
+                    and record.get("status") in COMPLETE_STATUSES}
         outcome.assignment = assign_events(shortlists, outcome.caps, outcome.prior, keep=uploaded)
 
     # --- phase 3: write and check --------------------------------------------------------------------

@@ -4,14 +4,14 @@ from collections import Counter
 from typing import Any, Optional
 
 from pipeline.match_message.asking import CAMPAIGNS, SHORTLIST_SIZE
+from pipeline.match_message.costs import cache_savings_usd, sms_price_per_segment
 from pipeline.match_message.phases import RunOutcome
 from pipeline.match_message.stages import COMPLETE_STATUSES, STAGES
+from pipeline.match_message.texts import ONE_SEGMENT_CHARS
 from pipeline.match_message.upload import Uploader
 from utils.offline_engine import seats_left
 from utils.sms import rule_of
 
-# USD per SMS segment sent in the US (Twilio's list price for long codes, before carrier fees).
-SMS_PRICE_PER_SEGMENT_USD = 0.0083
 
 
 def _share(part: int, whole: int) -> str:
@@ -78,14 +78,33 @@ def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional
     if uploader is not None:
         rows += [("uploaded to Airtable", uploader.uploaded), ("upload failures", uploader.failed)]
     rows += generator.report_rows()
-    segments = Counter(record["sms_segments"] for record in made if "sms_segments" in record)
-    rows += [(f"  SMS of {count} segment{'s' if count > 1 else ''}", segments[count]) for count in sorted(segments)]
-    total_segments = sum(count * number for count, number in segments.items())
-    rows.append(("estimated SMS cost (USD)", f"{total_segments * SMS_PRICE_PER_SEGMENT_USD:.2f}"))
+    if calls is not None:
+        saved = cache_savings_usd(generator.ask.usage, generator.model)
+        rows.append(("cache saved (USD, next to the cost above)", "n/a" if saved is None else f"{saved:.4f}"))
+    rows += sms_rows(made, getattr(generator, "chars_under", None))
     # Messages per failed rule (a message with two spam findings counts once under "spam").
     by_rule = Counter(rule for record in made for rule in {rule_of(f) for f in record.get("compliance_issues", [])})
     rows += [(f"  compliance failures: {rule}", number) for rule, number in sorted(by_rule.items())]
     rows.append(("wall time (s)", f"{wall_seconds:.1f}"))
+    return rows
+
+
+def sms_rows(made: list[dict], chars_under: Optional[int]) -> list[tuple[str, Any]]:
+    """The segment mix of the finished messages and the SMS cost at this run's budget and at the other one.
+
+    The other budget's cost is what the same members would cost there: 1 segment each under
+    --max-segments 1, and this run's mix (at most 2 segments) under the seed's rule.
+    """
+    price = sms_price_per_segment()
+    segments = Counter(record["sms_segments"] for record in made if "sms_segments" in record)
+    rows: list[tuple[str, Any]] = [(f"  SMS of {count} segment{'s' if count > 1 else ''}", segments[count])
+                                   for count in sorted(segments)]
+    total = sum(count * number for count, number in segments.items())
+    one_segment = chars_under is not None and chars_under <= ONE_SEGMENT_CHARS + 1
+    budget = "1 segment (--max-segments 1)" if one_segment else "under 180 characters"
+    rows += [("SMS budget of this run", budget), ("estimated SMS cost (USD)", f"{total * price:.2f}")]
+    if not one_segment:
+        rows.append(("  the same members at --max-segments 1 (USD)", f"{sum(segments.values()) * price:.2f}"))
     return rows
 
 

@@ -163,6 +163,9 @@ def _reasons(record: dict) -> list[tuple[str, str]]:
         values = record.get(key)
         if isinstance(values, list):
             found += [(source, _text(value)) for value in values if _text(value)]
+    # Step 5's review_reasons repeat each gate failure as "compliance: <failure>": show it once, as the gate's.
+    gate = {f"compliance: {reason}" for source, reason in found if source == "gate"}
+    found = [(source, reason) for source, reason in found if not (source == "review" and reason in gate)]
     quality = record.get("quality_check_response")
     if isinstance(quality, dict) and isinstance(quality.get("issues"), list):
         found += [("quality check", _text(issue)) for issue in quality["issues"] if _text(issue)]

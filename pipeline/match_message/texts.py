@@ -1,6 +1,6 @@
 """The one home of the SMS length limit and the booking-link format, and the helpers built on them."""
 
-from typing import Any
+from typing import Any, Optional
 
 from utils.people import clean_text
 from utils.sms import check_message, normalize_gsm
@@ -8,6 +8,8 @@ from utils.sms import check_message, normalize_gsm
 #: The seed's rule: a finished SMS, link included, has fewer than this many characters (`len(sms) < 180`).
 SMS_CHARS_UNDER = 180
 BOOKING_LINK = "https://cucu.li/bookings/{event_id}"
+#: What one GSM-7 SMS segment holds (`--max-segments 1`): the link and any footer included.
+ONE_SEGMENT_CHARS = 160
 
 
 def text_of(value: Any) -> str:
@@ -25,9 +27,18 @@ def booking_link(event: dict) -> str:
     return BOOKING_LINK.format(event_id=event["id"])
 
 
-def body_budget(link: str) -> int:
+def sms_chars_under(max_segments: Optional[int] = None) -> int:
+    """The length budget of a finished SMS: it has fewer than this many characters, link and footer included.
+
+    None or 2 keeps the seed's rule (under 180, i.e. at most 2 GSM-7 segments); `--max-segments 1`
+    allows one GSM-7 segment: 160 characters.
+    """
+    return ONE_SEGMENT_CHARS + 1 if max_segments == 1 else SMS_CHARS_UNDER
+
+
+def body_budget(link: str, chars_under: int = SMS_CHARS_UNDER) -> int:
     """How many characters the text before the link may use (one space separates them)."""
-    return SMS_CHARS_UNDER - 1 - len(link) - 1
+    return chars_under - 1 - len(link) - 1
 
 
 def attach_link(text: str, link: str) -> str:
@@ -41,6 +52,12 @@ def finalize_message(text: str, link: str) -> str:
     return normalize_gsm(attach_link(normalize_gsm(text), link))
 
 
-def gate(message: str, user: dict, link: str) -> list[str]:
-    """The deterministic compliance gate's failures for a finished SMS (empty when it passes)."""
-    return check_message(message, first_name=first_name_of(user), link=link, max_chars=SMS_CHARS_UNDER - 1)
+def gate(message: str, user: dict, link: str, chars_under: int = SMS_CHARS_UNDER) -> list[str]:
+    """The deterministic compliance gate's failures for a finished SMS (empty when it passes).
+
+    Under a one-segment budget (`chars_under` <= 161) the message must also be one segment, so an
+    emoji (UCS-2, 70 characters a segment) fails it.
+    """
+    max_segments = 1 if chars_under <= ONE_SEGMENT_CHARS + 1 else 3
+    return check_message(message, first_name=first_name_of(user), link=link, max_chars=chars_under - 1,
+                         max_segments=max_segments)
