@@ -13,7 +13,7 @@ from pipeline import step5_match_message as step5
 from pipeline.match_message.backtest import (
     BACKTEST_FILE, PREVIOUS_BACKTEST_FILE, OfflineRanker, run_backtest,
 )
-from pipeline.match_message.backtest_command import REFUSED_WITH_BACKTEST, refuse_bad_combinations
+from pipeline.match_message.backtest_command import REFUSED_WITH_BACKTEST, comparison_note, refuse_bad_combinations
 from utils.dates import parse_iso_date
 from utils.people import full_name, normalize_email
 from utils.sample_data import generate_dataset, write_dataset
@@ -68,15 +68,18 @@ def test_offline_backtest_through_main_writes_the_result_and_compares_with_the_p
     second = capsys.readouterr().out
     assert _saved(root, PREVIOUS_BACKTEST_FILE)["hit_at_1"] == result["hit_at_1"]
     hit1 = next(line for line in second.splitlines() if line.startswith("HitRate@1"))
-    assert hit1.endswith("+0.0 pts")
+    assert hit1.endswith("+0.0 pts") and "Note:" not in second
     # A backtest never touches step 5's own outputs.
     assert sorted(path.name for path in (root / "processed").iterdir()) == [BACKTEST_FILE, PREVIOUS_BACKTEST_FILE]
 
 
 @pytest.mark.generated_data
-def test_limit_window_and_lead_reach_the_backtest(tmp_path, small):
+def test_limit_window_and_lead_reach_the_backtest(tmp_path, small, capsys):
     root = _data_dir(tmp_path, small)
+    assert step5.main(_args(root, "--offline")) == 0
     assert step5.main(_args(root, "--offline", "--limit", "7", "--window-days", "120", "--lead-days", "3")) == 0
+    assert "Note: the previous run measured other cases (window_days 365 -> 120, lead_days 7 -> 3, " \
+           "limit None -> 7)" in capsys.readouterr().out
     result = _saved(root)
     assert (result["cases"], result["limit"], result["window_days"], result["lead_days"]) == (7, 7, 120, 3)
     wider = run_backtest(small["users"], small["events"], NOW, OfflineRanker(), zone=ZONE)
@@ -115,6 +118,13 @@ def test_every_refused_flag_is_refused():
         with pytest.raises(Exception, match=re.escape(flag)):
             refuse_bad_combinations(args)
     refuse_bad_combinations(argparse.Namespace(limit=3, max_cost=0.5, fresh=False, user_id=None))
+
+
+def test_comparison_note_names_another_matcher():
+    run = {"now": "x", "window_days": 365, "lead_days": 7, "limit": None, "seed": 16, "generator": "claude",
+           "model": "m2"}
+    assert comparison_note(run, None) is None and comparison_note(run, dict(run)) is None
+    assert "another matcher (offline v1)" in comparison_note(run, dict(run, generator="offline", model="v1"))
 
 
 def test_window_and_lead_must_be_whole_positive_days(tmp_path, capsys):

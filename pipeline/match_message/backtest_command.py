@@ -151,6 +151,26 @@ def estimate_backtest(sizer: PromptSizer, model: str, log_dir) -> StageEstimate:
                           chars_per_token=averages.chars_per_token)
 
 
+#: What must match for the change since the previous run to compare the same cases.
+COMPARABLE_SETTINGS = ("now", "window_days", "lead_days", "limit", "seed")
+
+
+def comparison_note(result: dict, previous: Optional[dict]) -> Optional[str]:
+    """A warning when the previous run measured other cases or another matcher, else None."""
+    if previous is None:
+        return None
+    notes = []
+    differing = [name for name in COMPARABLE_SETTINGS if previous.get(name) != result.get(name)]
+    if differing:
+        notes.append("other cases (" + ", ".join(f"{name} {previous.get(name)} -> {result.get(name)}"
+                                                 for name in differing) + ")")
+    if (previous.get("generator"), previous.get("model")) != (result.get("generator"), result.get("model")):
+        notes.append(f"another matcher ({previous.get('generator')} {previous.get('model')})")
+    if not notes:
+        return None
+    return "Note: the previous run measured " + " and ".join(notes) + "; the change is not like for like."
+
+
 def _usd(value: Optional[float]) -> str:
     return f"${value:.4f}" if value is not None else "unknown (no price for this model)"
 
@@ -206,6 +226,9 @@ def backtest_main(args: argparse.Namespace, builders: MatchBuilders) -> int:
     path = save_backtest(result, out_dir)
     table = format_backtest_table(result, previous)
     print(table)
+    note = comparison_note(result, previous)
+    if note:
+        print(note)
     if result.get("failed_cases"):
         print(f"{result['failed_cases']} cases failed (invalid answers or errors, counted as misses): see {run.log_path}")
     run.logger.debug("backtest table:\n%s", table)
