@@ -14,6 +14,7 @@ from pipeline.match_message.backtest import (
     BACKTEST_FILE, PREVIOUS_BACKTEST_FILE, OfflineRanker, run_backtest,
 )
 from pipeline.match_message.backtest_command import REFUSED_WITH_BACKTEST, comparison_note, refuse_bad_combinations
+from tests.fakes.anthropic_server import Reply
 from utils.dates import parse_iso_date
 from utils.people import full_name, normalize_email
 from utils.sample_data import generate_dataset, write_dataset
@@ -103,6 +104,7 @@ def test_offline_dry_run_prints_the_cases_and_writes_nothing(tmp_path, small, ca
     (["--fresh"], "--fresh"),
     (["--limit", "0"], "--limit"),
     (["--max-cost", "-1"], "--max-cost"),
+    (["--workers", "0"], "--workers"),
 ])
 def test_backtest_refuses_flags_of_the_live_run_and_bad_numbers(tmp_path, small, capsys, extra, mentioned):
     root = _data_dir(tmp_path, small)
@@ -114,10 +116,10 @@ def test_backtest_refuses_flags_of_the_live_run_and_bad_numbers(tmp_path, small,
 
 def test_every_refused_flag_is_refused():
     for dest, flag in REFUSED_WITH_BACKTEST:
-        args = argparse.Namespace(limit=None, max_cost=None, **{dest: "x"})
+        args = argparse.Namespace(limit=None, max_cost=None, workers=1, **{dest: "x"})
         with pytest.raises(Exception, match=re.escape(flag)):
             refuse_bad_combinations(args)
-    refuse_bad_combinations(argparse.Namespace(limit=3, max_cost=0.5, fresh=False, user_id=None))
+    refuse_bad_combinations(argparse.Namespace(limit=3, max_cost=0.5, workers=1, fresh=False, user_id=None))
 
 
 def test_comparison_note_names_another_matcher():
@@ -146,16 +148,19 @@ def _user_text(body: dict) -> str:
 
 
 class ScriptedMatcher:
-    """Answers a matching request with the catalog's first events; `padding` makes answers (and costs) longer."""
+    """Answers a matching request with up to 3 catalog events that depend on the member (so answers differ
+    per case); `padding` makes answers (and costs) longer."""
 
     def __init__(self, padding: int = 0):
         self.padding = padding
 
     def __call__(self, body: dict) -> dict:
         size = len(re.findall(r"^\[\d+\]", _system_text(body), flags=re.M))
+        first = sum(map(ord, _user_text(body))) % size
         reasoning = "Interests fit." + " More." * self.padding
-        return {"choices": [{"event_index": index, "campaign": "Fill the Table", "reasoning": reasoning,
-                             "confidence": 70 - 10 * index} for index in range(min(3, size))]}
+        return {"choices": [{"event_index": (first + offset) % size, "campaign": "Fill the Table",
+                             "reasoning": reasoning, "confidence": 70 - 10 * offset}
+                            for offset in range(min(3, size))]}
 
 
 class Recorder:
@@ -194,6 +199,29 @@ def test_claude_backtest_at_the_fake_writes_metrics_and_keeps_the_previous_run(t
     assert not (root / "processed" / "processed_messages.json").exists()
 
 
+def test_workers_rank_cases_in_parallel_and_score_them_as_one_worker_does(tmp_path, small, anthropic_fake):
+    matcher = ScriptedMatcher()
+    anthropic_fake.responder = lambda body: Reply(matcher(body), delay=0.05)
+    root = _data_dir(tmp_path, small)
+    assert step5.main(_args(root, "--limit", "12", "--workers", "1")) == 0
+    alone = _saved(root)
+    assert anthropic_fake.max_in_flight == 1
+    assert step5.main(_args(root, "--limit", "12", "--workers", "4")) == 0
+    assert anthropic_fake.max_in_flight > 1
+    together = _saved(root)
+    skip = {"cost_usd"}
+    assert {k: v for k, v in together.items() if k not in skip} == {k: v for k, v in alone.items() if k not in skip}
+    # Each case is scored with its own answer: the same matcher run in-process gives the same metrics.
+    def local(profile, catalog, now):
+        user = step5.MATCHING_USER_PROMPT.format(user_summary=profile["summary"], shortlist_size=3)
+        first = sum(map(ord, user)) % len(catalog)
+        return [{"event_index": (first + offset) % len(catalog), "campaign": "Fill the Table"}
+                for offset in range(min(3, len(catalog)))]
+    expected = run_backtest(small["users"], small["events"], NOW, local, limit=12, zone=ZONE)
+    assert {key: together[key] for key in ("hit_at_1", "hit_at_3", "mrr")} \
+        == {key: expected[key] for key in ("hit_at_1", "hit_at_3", "mrr")}
+
+
 def test_no_leakage_in_any_prompt_the_fake_received(tmp_path, small, anthropic_fake):
     anthropic_fake.responder = ScriptedMatcher()
     root = _data_dir(tmp_path, small)
@@ -202,6 +230,9 @@ def test_no_leakage_in_any_prompt_the_fake_received(tmp_path, small, anthropic_f
     run_backtest(small["users"], small["events"], NOW, recorder, limit=25, zone=ZONE)
     bodies = anthropic_fake.message_bodies
     assert len(bodies) == len(recorder.cases) == 25
+    # Requests arrive in any order (--workers): each is matched to its case by the member's profile.
+    case_of = {profile["summary"]: (profile, catalog, t) for profile, catalog, t in recorder.cases}
+    assert len(case_of) == 25
 
     names = {normalize_email(user.get("email")): full_name(user) for user in small["users"]
              if isinstance(user, dict) and normalize_email(user.get("email"))}
@@ -212,9 +243,9 @@ def test_no_leakage_in_any_prompt_the_fake_received(tmp_path, small, anthropic_f
             for email in {normalize_email(entry) for entry in event.get("participants") or []} - {None}:
                 attended.setdefault(email, []).append((start, event.get("name")))
     others_shown = later_checked = 0
-    for body, (profile, _catalog, t) in zip(bodies, recorder.cases):
+    for body in bodies:
         system, user = _system_text(body), _user_text(body)
-        assert profile["summary"] in user                  # the request belongs to this case
+        profile, _catalog, t = case_of[user.split("\n", 1)[1].split("\n\nRank up to", 1)[0]]
         email, name = normalize_email(profile["email"]), profile["name"]
         assert email not in system.lower() and email not in user.lower()
         assert name not in system                         # not a guest, host or invitee of any candidate
@@ -256,7 +287,7 @@ def test_max_cost_reached_mid_run_stops_cleanly_and_writes_nothing(tmp_path, sma
     estimate = float(re.search(r"estimated cost \$([\d.]+)", capsys.readouterr().out).group(1))
     # Answers far longer than the estimate assumes: the spending reaches the estimate half-way.
     anthropic_fake.responder = ScriptedMatcher(padding=600)
-    assert step5.main(_args(root, "--limit", "12", "--max-cost", f"{estimate:.6f}")) == 1
+    assert step5.main(_args(root, "--limit", "12", "--workers", "2", "--max-cost", f"{estimate:.6f}")) == 1
     err = capsys.readouterr().err
     assert "--max-cost" in err and "reached" in err and "Traceback" not in err
     assert 1 <= len(anthropic_fake.message_bodies) < 12

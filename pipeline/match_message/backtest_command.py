@@ -9,6 +9,8 @@ data/processed/backtest.json only.
 """
 
 import argparse
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -60,7 +62,11 @@ class BudgetReached(Exception):
 
 
 class ClaudeRanker:
-    """Claude's matching phase as a backtest ranker: one matching request per case, as step 5 sends it."""
+    """Claude's matching phase for backtest cases: one matching request per case, as step 5 sends it.
+
+    Thread-safe: `rank_cases` calls it from `--workers` threads. With `max_cost`, a case is not sent
+    when what is spent plus the cases in flight (at the average cost so far) would pass it.
+    """
 
     generator = "claude"
 
@@ -74,20 +80,27 @@ class ClaudeRanker:
         self.expected_case_usd = expected_case_usd
         self.logger = logger
         self.asked = 0
+        self.answered = 0
         self.failed = 0
+        self._lock = threading.Lock()
 
     @property
     def cost_usd(self) -> float:
         """What the calls so far cost (0 for a model without a price)."""
         return self.ask.usage.cost_usd(self.model) or 0.0
 
+    def _start_case(self) -> None:
+        with self._lock:
+            if self.max_cost is not None:
+                spent = self.cost_usd
+                per_case = spent / self.answered if self.answered else self.expected_case_usd
+                if spent + per_case * (self.asked - self.answered + 1) > self.max_cost:
+                    raise BudgetReached()
+            self.asked += 1
+
     def __call__(self, member_profile: dict, catalog: list[dict], now) -> list[dict]:
         """Up to 3 choices, best first; [] (a miss) when the answer stayed invalid or the call failed."""
-        if self.max_cost is not None:
-            per_case = self.cost_usd / self.asked if self.asked else self.expected_case_usd
-            if self.cost_usd + per_case > self.max_cost:
-                raise BudgetReached()
-        self.asked += 1
+        self._start_case()
         system = self.builders.system_for(catalog, now, self.zone)
         try:
             answer = self.builders.requests.match(member_profile, catalog, self.ask, system)
@@ -97,36 +110,79 @@ class ClaudeRanker:
             if isinstance(exc, ai_prompt.ClaudeUnreachableError) or not is_transient(exc):
                 raise  # a bad key, model or network stops the run: every case would fail the same way
             return self._failed(exc)
+        finally:
+            with self._lock:
+                self.answered += 1
         return answer["choices"]
 
     def _failed(self, exc: Exception) -> list[dict]:
-        self.failed += 1
+        with self._lock:
+            self.failed += 1
         if self.logger:
             self.logger.warning("a case failed and counts as a miss: %s", exc)
         return []
 
 
-class PromptSizer:
-    """A ranker that builds each case's matching request with step 5's builders and measures it, sending nothing."""
+class CaseCollector:
+    """A ranker that keeps each case and measures its matching request (built by step 5's builders), sending nothing."""
 
     generator = "dry-run"
 
     def __init__(self, builders: MatchBuilders, zone):
         self.builders = builders
         self.zone = zone
-        self.calls = 0
+        self.cases: list[tuple[dict, list[dict], Any]] = []
         self.chars = 0
 
+    @property
+    def calls(self) -> int:
+        """The matching requests the run would send: one per case."""
+        return len(self.cases)
+
     def __call__(self, member_profile: dict, catalog: list[dict], now) -> list[dict]:
-        """Record the request's size; choose nothing."""
+        """Keep the case and count its request's characters; choose nothing."""
+        self.cases.append((member_profile, catalog, now))
         system = self.builders.system_for(catalog, now, self.zone)
         self.builders.requests.match(member_profile, catalog, self._measure, system)
         return []
 
     def _measure(self, purpose: str, prompt: str, *, system: Any = None, **_options) -> dict:
-        self.calls += 1
         self.chars += len(prompt) + sum(len(block.get("text", "")) for block in system or ())
         return {"choices": []}
+
+
+class Replay:
+    """A ranker that gives back answers found earlier, in the order `run_backtest` asks for them.
+
+    `run_backtest` visits the same cases in the same order for the same data and settings, so the
+    collecting run and this one line up; the matcher's name and cost come from `source`.
+    """
+
+    def __init__(self, answers: list[list[dict]], source: ClaudeRanker):
+        self._answers = iter(answers)
+        self.generator = source.generator
+        self.model = source.model
+        self.cost_usd = source.cost_usd
+
+    def __call__(self, member_profile: dict, catalog: list[dict], now) -> list[dict]:
+        """The next answer."""
+        return next(self._answers)
+
+
+def rank_cases(cases: list[tuple[dict, list[dict], Any]], ranker: ClaudeRanker, workers: int) -> list[list[dict]]:
+    """Every case's choices, ranked by `workers` threads, in case order.
+
+    Raises:
+        BudgetReached: --max-cost stopped the run; the cases in flight finish first, no new one starts.
+    """
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(ranker, *case) for case in cases]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def refuse_bad_combinations(args: argparse.Namespace) -> None:
@@ -135,13 +191,15 @@ def refuse_bad_combinations(args: argparse.Namespace) -> None:
     if refused:
         raise PipelineError(f"--backtest cannot be combined with {', '.join(refused)}: a backtest only "
                             "measures the matching phase on past events; run it without those flags")
+    if args.workers < 1:
+        raise PipelineError(f"--workers must be at least 1, got {args.workers}")
     if args.limit is not None and args.limit < 1:
         raise PipelineError(f"--limit must be at least 1 case with --backtest, got {args.limit}")
     if args.max_cost is not None and args.max_cost < 0:
         raise PipelineError(f"--max-cost must be 0 or more (USD), got {args.max_cost}")
 
 
-def estimate_backtest(sizer: PromptSizer, model: str, log_dir) -> StageEstimate:
+def estimate_backtest(sizer: CaseCollector, model: str, log_dir) -> StageEstimate:
     """The Claude cost of the measured requests: no caching (each case's catalog is its own)."""
     averages = call_log_averages(log_dir)
     if not sizer.calls:
@@ -209,7 +267,7 @@ def backtest_main(args: argparse.Namespace, builders: MatchBuilders) -> int:
 
     if args.offline:
         if args.dry_run:
-            sized = run_backtest(raw_users, raw_events, run.now, PromptSizer(builders, run.zone), **settings)
+            sized = run_backtest(raw_users, raw_events, run.now, CaseCollector(builders, run.zone), **settings)
             print(_dry_run_text(sized, "offline", None, ""))
             return 0
         ranker = OfflineRanker()
@@ -239,7 +297,7 @@ def backtest_main(args: argparse.Namespace, builders: MatchBuilders) -> int:
 def _claude_backtest(args, run, builders: MatchBuilders, raw_users: list, raw_events: list, settings: dict):
     """The Claude run, after its estimate: (result, ranker), or (None, None) after a dry run."""
     model = ai_prompt.resolve_model(args.model)
-    sizer = PromptSizer(builders, run.zone)
+    sizer = CaseCollector(builders, run.zone)
     sized = run_backtest(raw_users, raw_events, run.now, sizer, **settings)
     estimate = estimate_backtest(sizer, model, run.log_dir)
     if args.dry_run:
@@ -251,16 +309,16 @@ def _claude_backtest(args, run, builders: MatchBuilders, raw_users: list, raw_ev
                             "or measure fewer cases with --limit N")
     ai_prompt.get_client()  # a missing key or bad settings fail here, before any call
     ai_prompt.configure_call_log(run.log_dir, run.stamp)
-    ask = ClaudeAsker(model, ai_prompt.UsageTotals(), AdaptiveLimiter(1), step=LOG_NAME,
+    ask = ClaudeAsker(model, ai_prompt.UsageTotals(), AdaptiveLimiter(args.workers), step=LOG_NAME,
                       max_tokens=builders.max_tokens, logger=run.logger)
     expected = (estimate.usd or 0.0) / estimate.calls if estimate.calls else 0.0
     ranker = ClaudeRanker(model, builders, ask, run.zone, max_cost=args.max_cost, expected_case_usd=expected,
                           logger=run.logger)
     run.logger.info("backtest: %d cases with %s, estimated cost %s", sizer.calls, model, _usd(estimate.usd))
     try:
-        result = run_backtest(raw_users, raw_events, run.now, ranker, **settings)
+        answers = rank_cases(sizer.cases, ranker, args.workers)
     except BudgetReached:
         raise PipelineError(f"--max-cost ${args.max_cost:.4f} reached: stopped after {ranker.asked} of "
                             f"{sizer.calls} cases, having spent ${ranker.cost_usd:.4f}; backtest.json was not "
                             "written (a partial run is not comparable). Raise --max-cost, or use --limit N") from None
-    return result, ranker
+    return run_backtest(raw_users, raw_events, run.now, Replay(answers, ranker), **settings), ranker
