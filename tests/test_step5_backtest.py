@@ -247,6 +247,7 @@ def test_no_leakage_in_any_prompt_the_fake_received(tmp_path, small, anthropic_f
         system, user = _system_text(body), _user_text(body)
         profile, _catalog, t = case_of[user.split("\n", 1)[1].split("\n\nRank up to", 1)[0]]
         email, name = normalize_email(profile["email"]), profile["name"]
+        assert f"Today is {step5.today_text(t, ZONE)}." in system   # the case's moment, not --now
         assert email not in system.lower() and email not in user.lower()
         assert name not in system                         # not a guest, host or invitee of any candidate
         # Their name is only in their own profile at t (whose history is checked below).
