@@ -293,3 +293,24 @@ def test_max_cost_reached_mid_run_stops_cleanly_and_writes_nothing(tmp_path, sma
     assert "--max-cost" in err and "reached" in err and "Traceback" not in err
     assert 1 <= len(anthropic_fake.message_bodies) < 12
     assert not (root / "processed" / BACKTEST_FILE).exists()
+
+
+def test_answers_still_invalid_after_the_retry_count_as_misses_and_are_reported(tmp_path, small, anthropic_fake,
+                                                                                  capsys):
+    anthropic_fake.responder = lambda body: {"choices": [{"event_index": 99, "campaign": "Fill the Table",
+                                                          "reasoning": "x", "confidence": 50}]}
+    root = _data_dir(tmp_path, small)
+    assert step5.main(_args(root, "--limit", "3")) == 0
+    result = _saved(root)
+    assert result["failed_cases"] == 3 and result["hit_at_3"] == 0.0
+    assert len(anthropic_fake.message_bodies) == 6          # each case: the request and one corrective retry
+    assert "3 cases failed" in capsys.readouterr().out
+
+
+def test_a_rejected_key_stops_the_run_with_one_line_and_writes_nothing(tmp_path, small, anthropic_fake, capsys):
+    anthropic_fake.fail("authentication", 50)
+    root = _data_dir(tmp_path, small)
+    assert step5.main(_args(root, "--limit", "3", "--workers", "1")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: ") and "Traceback" not in err
+    assert not (root / "processed" / BACKTEST_FILE).exists()
