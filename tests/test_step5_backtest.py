@@ -13,7 +13,8 @@ from pipeline import step5_match_message as step5
 from pipeline.match_message.backtest import (
     BACKTEST_FILE, PREVIOUS_BACKTEST_FILE, OfflineRanker, run_backtest,
 )
-from pipeline.match_message.backtest_command import REFUSED_WITH_BACKTEST, comparison_note, refuse_bad_combinations
+from pipeline.match_message.backtest import REFUSED_WITH_BACKTEST
+from pipeline.match_message.backtest_command import comparison_note, refuse_bad_combinations
 from tests.fakes.anthropic_server import Reply
 from utils.dates import parse_iso_date
 from utils.people import full_name, normalize_email
@@ -120,6 +121,18 @@ def test_every_refused_flag_is_refused():
         with pytest.raises(Exception, match=re.escape(flag)):
             refuse_bad_combinations(args)
     refuse_bad_combinations(argparse.Namespace(limit=3, max_cost=0.5, workers=1, fresh=False, user_id=None))
+    # A live-run flag whose default is a value (say --max-segments 2) is refused only when given.
+    given = argparse.Namespace(limit=None, max_cost=None, workers=1, max_segments=2,
+                               live_run_defaults={"max_segments": 2})
+    refuse_bad_combinations(given)
+    given.max_segments = 3
+    with pytest.raises(Exception, match="--max-segments"):
+        refuse_bad_combinations(given)
+
+
+def test_the_parser_keeps_the_live_run_flags_defaults():
+    args = step5.build_parser().parse_args(["--backtest"])
+    assert args.live_run_defaults["fresh"] is False and args.live_run_defaults["user_id"] is None
 
 
 def test_comparison_note_names_another_matcher():

@@ -331,6 +331,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+#: Flags of the live run that mean nothing to a backtest: (argparse dest, flag). Given with
+#: `--backtest`, they refuse the run, so nobody believes a backtest previewed, uploaded or selected.
+REFUSED_WITH_BACKTEST = (
+    ("preview", "--preview"), ("email", "--email"), ("user_id", "--user-id"), ("fresh", "--fresh"),
+    ("recreate_deleted", "--recreate-deleted"), ("max_segments", "--max-segments"),
+)
+#: Where `add_backtest_arguments` keeps those flags' defaults, to tell a given flag from a default.
+LIVE_RUN_DEFAULTS = "live_run_defaults"
+
+
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--backtest` and its own flags to step 5's parser.
 
@@ -360,6 +370,7 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, **options)
         except argparse.ArgumentError:
             pass  # the live run defined it already; the backtest reads the same value
+    parser.set_defaults(**{LIVE_RUN_DEFAULTS: {dest: parser.get_default(dest) for dest, _ in REFUSED_WITH_BACKTEST}})
 
 
 # --- The run ---------------------------------------------------------------------------------------------

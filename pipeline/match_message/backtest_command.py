@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 
 from pipeline.match_message.asking import AnswerError, ClaudeAsker, is_transient
 from pipeline.match_message.backtest import (
-    OfflineRanker, format_backtest_table, load_previous_backtest, run_backtest, save_backtest,
+    LIVE_RUN_DEFAULTS, REFUSED_WITH_BACKTEST, OfflineRanker, format_backtest_table, load_previous_backtest,
+    run_backtest, save_backtest,
 )
 from pipeline.match_message.costs import StageEstimate, call_log_averages, estimate_stage
 from pipeline.match_message.generators import ClaudeRequests
@@ -29,13 +30,6 @@ from utils.people import load_all_users
 from utils.throttle import AdaptiveLimiter
 
 LOG_NAME = "backtest"
-#: Flags of the live run that mean nothing to a backtest: (argparse dest, flag). A value other than
-#: None/False refuses the run, so a user never believes a backtest previewed, uploaded or selected.
-REFUSED_WITH_BACKTEST = (
-    ("preview", "--preview"), ("email", "--email"), ("user_id", "--user-id"), ("fresh", "--fresh"),
-    ("recreate_deleted", "--recreate-deleted"), ("max_segments", "--max-segments"),
-)
-
 
 @dataclass(frozen=True)
 class MatchBuilders:
@@ -187,7 +181,9 @@ def rank_cases(cases: list[tuple[dict, list[dict], Any]], ranker: ClaudeRanker, 
 
 def refuse_bad_combinations(args: argparse.Namespace) -> None:
     """Raise PipelineError when --backtest comes with a flag of the live run, or a bad number."""
-    refused = [flag for dest, flag in REFUSED_WITH_BACKTEST if getattr(args, dest, None) not in (None, False)]
+    defaults = getattr(args, LIVE_RUN_DEFAULTS, {})
+    refused = [flag for dest, flag in REFUSED_WITH_BACKTEST
+               if getattr(args, dest, None) not in (None, False, defaults.get(dest))]
     if refused:
         raise PipelineError(f"--backtest cannot be combined with {', '.join(refused)}: a backtest only "
                             "measures the matching phase on past events; run it without those flags")
@@ -288,7 +284,8 @@ def backtest_main(args: argparse.Namespace, builders: MatchBuilders) -> int:
     if note:
         print(note)
     if result.get("failed_cases"):
-        print(f"{result['failed_cases']} cases failed (invalid answers or errors, counted as misses): see {run.log_path}")
+        print(f"{result['failed_cases']} cases failed (invalid answers or errors, counted as misses): "
+              f"see {run.log_path}")
     run.logger.debug("backtest table:\n%s", table)
     run.logger.info("wrote %s", path)
     return 0
