@@ -23,23 +23,29 @@ MATCHING_PROMPT = """You match members of a social-dining community in New York 
 for an SMS invitation campaign: for each member, a ranked shortlist of up to {shortlist_size} events, \
 best first. Seats are limited, so a member may get their second or third choice. Today is {today}.
 
-# Campaign types (choose exactly one per event on the shortlist)
+# Which campaign: the first rule that applies wins (the member decides it, not the event)
+1. "Return to Table": the member has attended at least one event, and the last one was \
+{return_min_days} or more days ago, or they have not attended in {dormant_days} days. A lapsed member \
+who came only once or twice is not a newcomer.
+2. "Seat The Newcomer": {newcomer_max_events} events or fewer (event_count <= {newcomer_max_events}; \
+a missing count is 0), and not lapsed.
+3. "Fill the Table": everyone else, the active regulars; prefer events marked "low occupancy" for them.
+
+# Campaign types (the same campaign for every event on the member's shortlist)
 1. "Seat The Newcomer"
-   - When: the member has attended {newcomer_max_events} events or fewer \
-(event_count <= {newcomer_max_events}).
+   - When: rule 2 above.
    - Objective: convert a newcomer into a first (or second) attendance.
    - Event strategy: prefer events {newcomer_fill} full (proof of quality without feeling exclusive),
      beginner-friendly events with welcoming descriptions, in or near the member's neighborhood.
    - Tone: warm, welcoming, encouraging, excited about their first event.
 2. "Fill the Table"
-   - When: the chosen event has low occupancy (marked "low occupancy" in the catalog).
+   - When: rule 3 above (active regulars), who help fill events marked "low occupancy".
    - Objective: drive RSVPs to fill an under-booked event.
    - Event strategy: low-participation events, events starting soon (urgency); interest alignment
      is still critical.
    - Tone: urgent, scarcity-driven, spots left and time pressure, social proof.
 3. "Return to Table"
-   - When: the member's last event was {return_min_days} or more days ago, or they have not attended \
-in {dormant_days} days.
+   - When: rule 1 above.
    - Objective: re-engage a dormant member and drive an RSVP.
    - Event strategy: prefer events {return_fill} full, similar to what they attended before, in or near
      their neighborhood, happening soon.
@@ -167,6 +173,8 @@ from pipeline.match_message.asking import (  # noqa: E402
 )
 from pipeline.match_message.costs import cache_savings_usd, call_log_averages, segment_mix  # noqa: E402
 from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT  # noqa: E402
+from pipeline.match_message.backtest import add_backtest_arguments  # noqa: E402
+from pipeline.match_message.backtest_command import MatchBuilders, backtest_main  # noqa: E402
 from pipeline.match_message.generators import ClaudeGenerator, ClaudeRequests, OfflineGenerator  # noqa: E402
 from pipeline.match_message.phases import Phases, RunOptions  # noqa: E402
 from pipeline.match_message.planning import check_max_cost, estimate_plan, plan_lines, plan_run  # noqa: E402
@@ -426,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     ai_prompt.add_model_argument(parser)
     parser.add_argument("--offline", action="store_true",
                         help="rule-based matching and template messages: no network, no keys, no upload")
+    add_backtest_arguments(parser)
     return parser
 
 
@@ -618,6 +627,8 @@ def log_report(run, counts: dict, outcome, generator, uploader, events: list[dic
 def main(argv: Optional[list[str]] = None) -> int:
     """Run step 5 from the command line."""
     args = build_parser().parse_args(argv)
+    if args.backtest:
+        return backtest_main(args, MatchBuilders(claude_requests(), build_event_catalog, today_text, ANSWER_MAX_TOKENS))
     if args.workers < 1 or (args.limit is not None and args.limit < 0) or args.invites_per_seat < 0:
         raise PipelineError("--workers must be at least 1, --limit and --invites-per-seat at least 0")
     if (args.max_cost is not None and args.max_cost < 0) or (args.preview is not None and args.preview < 1):

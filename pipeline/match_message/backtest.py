@@ -9,6 +9,7 @@ to users. `run_backtest` is the entry point; the ranker is injected, so the offl
 Claude's match phase are measured the same way.
 """
 
+import argparse
 import bisect
 import json
 import random
@@ -316,6 +317,60 @@ def sample_cases(cases: list, limit: Optional[int], seed: int) -> list:
         return list(cases)
     picked = sorted(random.Random(seed).sample(range(len(cases)), max(limit, 0)))
     return [cases[i] for i in picked]
+
+
+# --- The command line ------------------------------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 day, got {value}")
+    return value
+
+
+#: Flags of the live run that mean nothing to a backtest: (argparse dest, flag). Given with
+#: `--backtest`, they refuse the run, so nobody believes a backtest previewed, uploaded or selected.
+REFUSED_WITH_BACKTEST = (
+    ("preview", "--preview"), ("email", "--email"), ("user_id", "--user-id"), ("fresh", "--fresh"),
+    ("recreate_deleted", "--recreate-deleted"), ("max_segments", "--max-segments"),
+)
+#: Where `add_backtest_arguments` keeps those flags' defaults, to tell a given flag from a default.
+LIVE_RUN_DEFAULTS = "live_run_defaults"
+
+
+def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `--backtest` and its own flags to step 5's parser.
+
+    `--dry-run` and `--max-cost` are shared with the live run: they are added here only when the
+    parser does not have them yet, so that either order of definition works.
+
+    Args:
+        parser: Step 5's parser, which already has `--limit` and `--model`.
+    """
+    parser.add_argument("--backtest", action="store_true",
+                        help="measure the matching phase on past attendance (data/raw) instead of a run; "
+                             "writes data/processed/backtest.json (see docs/backtest.md)")
+    parser.add_argument("--window-days", type=_positive_int, default=DEFAULT_WINDOW_DAYS, metavar="DAYS",
+                        help=f"--backtest: cases are events started this many days before --now "
+                             f"(default {DEFAULT_WINDOW_DAYS})")
+    parser.add_argument("--lead-days", type=_positive_int, default=DEFAULT_LEAD_DAYS, metavar="DAYS",
+                        help=f"--backtest: the matcher is asked this many days before each event "
+                             f"(default {DEFAULT_LEAD_DAYS})")
+    for flag, options in (
+        ("--dry-run", {"action": "store_true",
+                       "help": "make no Claude calls: show what would be sent and the estimated cost"}),
+        ("--max-cost", {"type": float, "default": None, "metavar": "USD",
+                        "help": "stop before starting when the estimated Claude cost is above USD, "
+                                "and stop cleanly when the spending reaches it"}),
+    ):
+        try:
+            parser.add_argument(flag, **options)
+        except argparse.ArgumentError:
+            pass  # the live run defined it already; the backtest reads the same value
+    parser.set_defaults(**{LIVE_RUN_DEFAULTS: {dest: parser.get_default(dest) for dest, _ in REFUSED_WITH_BACKTEST}})
 
 
 # --- The run ---------------------------------------------------------------------------------------------
