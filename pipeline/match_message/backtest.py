@@ -344,11 +344,10 @@ LIVE_RUN_DEFAULTS = "live_run_defaults"
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `--backtest` and its own flags to step 5's parser.
 
-    `--dry-run` and `--max-cost` are shared with the live run: they are added here only when the
-    parser does not have them yet, so that either order of definition works.
+    `--dry-run` and `--max-cost` are the live run's own flags (step 5 defines them); the backtest reads them too.
 
     Args:
-        parser: Step 5's parser, which already has `--limit` and `--model`.
+        parser: Step 5's parser, which already has `--limit`, `--model`, `--dry-run` and `--max-cost`.
     """
     parser.add_argument("--backtest", action="store_true",
                         help="measure the matching phase on past attendance (data/raw) instead of a run; "
@@ -359,17 +358,6 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lead-days", type=_positive_int, default=DEFAULT_LEAD_DAYS, metavar="DAYS",
                         help=f"--backtest: the matcher is asked this many days before each event "
                              f"(default {DEFAULT_LEAD_DAYS})")
-    for flag, options in (
-        ("--dry-run", {"action": "store_true",
-                       "help": "make no Claude calls: show what would be sent and the estimated cost"}),
-        ("--max-cost", {"type": float, "default": None, "metavar": "USD",
-                        "help": "stop before starting when the estimated Claude cost is above USD, "
-                                "and stop cleanly when the spending reaches it"}),
-    ):
-        try:
-            parser.add_argument(flag, **options)
-        except argparse.ArgumentError:
-            pass  # the live run defined it already; the backtest reads the same value
     parser.set_defaults(**{LIVE_RUN_DEFAULTS: {dest: parser.get_default(dest) for dest, _ in REFUSED_WITH_BACKTEST}})
 
 
