@@ -170,16 +170,23 @@ from pipeline.match_message.phases import Phases, RunOptions  # noqa: E402
 from pipeline.match_message.report import (  # noqa: E402
     invitation_rows, over_cap_events, report_rows, sample_messages,
 )
+from pipeline.match_message.team_loop import hold_log_lines  # noqa: E402
+from pipeline.match_message.team_rows import (  # noqa: E402
+    TeamRows, check_airtable, opted_out_members, read_team_rows, unfinished_line, unfinished_members,
+)
 from pipeline.match_message.texts import SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, text_of  # noqa: E402
 from pipeline.match_message.upload import Uploader  # noqa: E402
 from utils import ai_prompt, airtable_crud  # noqa: E402
+from utils.claude_usage import UsageTotals  # noqa: E402
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
+from utils.contacts import load_opt_outs  # noqa: E402
 from utils.errors import PipelineError  # noqa: E402
 from utils.jsonio import load_json_list, split_objects  # noqa: E402
 from utils.log import log_stats_table  # noqa: E402
 from utils.message_store import MessageStore  # noqa: E402
 from utils.paths import (  # noqa: E402
-    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, PROCESSED_MESSAGES_FILE, USERS_FILE, processed_path, raw_path,
+    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, OPT_OUTS_FILE, PROCESSED_MESSAGES_FILE, USERS_FILE, processed_path,
+    raw_path,
 )
 from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
 from utils.rules import (  # noqa: E402
@@ -366,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not upload to Airtable (records stay marked not uploaded)")
     parser.add_argument("--fresh", action="store_true",
                         help="run every stage again for every selected member, even those up to date")
+    parser.add_argument("--recreate-deleted", action="store_true",
+                        help="upload again the rows the team deleted in Airtable (by default they stay deleted)")
     parser.add_argument("--invites-per-seat", type=float, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
                         help="invitations per free seat of an event, at most (default 3; 0 = no cap)")
     ai_prompt.add_model_argument(parser)
@@ -400,7 +409,7 @@ def make_generator(args, run, events: list[dict]):
             airtable_crud.check_airtable_config()
         except airtable_crud.AirtableConfigError as exc:
             raise PipelineError(f"{exc}; or run with --no-upload to skip Airtable") from None
-    ask = ClaudeAsker(model, ai_prompt.UsageTotals(), AdaptiveLimiter(args.workers), step=STEP_NAME,
+    ask = ClaudeAsker(model, UsageTotals(), AdaptiveLimiter(args.workers), step=STEP_NAME,
                       max_tokens=ANSWER_MAX_TOKENS, logger=run.logger)
     return ClaudeGenerator(model, claude_requests(), ask, events, build_event_catalog(events),
                            today_text(run.now, run.zone))
@@ -416,8 +425,10 @@ def log_report(run, counts: dict, outcome, generator, uploader, events: list[dic
         more = f" and {len(no_event) - 20} more (all in {run.log_path})" if len(no_event) > 20 else ""
         run.logger.info("no event (every shortlisted event is full): %s%s", ", ".join(no_event[:20]), more)
         run.logger.debug("no event, all: %s", ", ".join(no_event))
-    for user_id, reason in outcome.held.items():
-        run.logger.info("held by the team, left alone: %s (%s)", user_id, reason)
+    for line in hold_log_lines(outcome.held):
+        run.logger.info("%s", line)
+    for user_id, kind in outcome.opted_out.items():
+        run.logger.info("opted out (matched by %s), no message: %s", kind, user_id)
     for line in sample_messages([outcome.records[u["id"]] for u in outcome.selected if u["id"] in outcome.records]):
         run.logger.info("sample: %s", line)
     run.logger.info("wrote %s", processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
@@ -434,16 +445,30 @@ def main(argv: Optional[list[str]] = None) -> int:
     upload = not (args.no_upload or args.offline)
     users, events, phones, counts = load_inputs(run)
     generator = make_generator(args, run, events)
+    # Before the first Claude call: a wrong token, base, table or a missing column costs nothing.
+    preflight = check_airtable(run.logger) if upload else None
     selected = select_users(users, args.user_id, args.limit)
     missing_ids = sorted(set(args.user_id or ()) - {user["id"] for user in users})
     if missing_ids:
         run.logger.warning("--user-id not found in enriched users: %s", ", ".join(missing_ids))
+    # Checked again here, so that an opt-out added after step 1 still stops the message.
+    opted_out = opted_out_members(selected, phones, load_opt_outs(raw_path(run.data_dir, OPT_OUTS_FILE)))
     store = MessageStore(processed_path(run.data_dir, PROCESSED_MESSAGES_FILE), order=[u["id"] for u in users])
     if store.recovered:
         run.logger.info("recovered %d records from the journal of an interrupted run", store.recovered)
+    try:
+        team = TeamRows()
+        if preflight is not None:
+            team = read_team_rows([user["id"] for user in selected], store.snapshot(),
+                                  send_status_exists=preflight.send_status_exists,
+                                  recreate_deleted=args.recreate_deleted, logger=run.logger)
+    except BaseException:
+        store.close()
+        raise
     run.logger.info("%d members selected (generator %s, model %s)", len(selected), generator.name, generator.model)
     options = RunOptions(workers=args.workers, fresh=args.fresh, upload=upload, invites_per_seat=args.invites_per_seat,
-                         today=run.now.astimezone(run.zone).date().isoformat())
+                         today=run.now.astimezone(run.zone).date().isoformat(), held=team.held,
+                         held_invites=team.held_invites, opted_out=opted_out)
     uploader = Uploader(store, run.logger) if upload else None
     base = partial(base_record, phone_lookup=phones, generator=generator.name, model=generator.model)
     try:
@@ -454,14 +479,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                 uploader.close()
         finally:
             store.close()
+    outcome.records = {user["id"]: store.get(user["id"]) for user in selected if store.get(user["id"]) is not None}
     log_report(run, counts, outcome, generator, uploader, events, time.monotonic() - started)
     if over_cap_events(outcome):
         raise PipelineError(f"events over their invitation cap: {', '.join(over_cap_events(outcome))} (a bug)")
-    failed = [record for record in outcome.records.values() if record.get("status") == "failed"]
-    if failed and len(failed) == len(outcome.records):
-        run.logger.error("every member failed: see the reasons above and in %s", run.log_path)
-        return 1
-    return 0
+    unfinished = unfinished_members(selected, outcome.records, outcome.held, outcome.kept_claude, upload=upload)
+    last_line = unfinished_line(unfinished, outcome.stopped)
+    if last_line is None:
+        return 0
+    if outcome.stopped is not None:
+        raise PipelineError(last_line)
+    run.logger.error("%s", last_line)
+    return 1
 
 
 if __name__ == "__main__":

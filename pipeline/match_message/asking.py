@@ -12,6 +12,8 @@ from collections import Counter
 from typing import Any, Callable
 
 from utils import ai_prompt
+from utils.claude_usage import UsageTotals
+from utils.json_answer import parse_json_response
 from utils.people import clean_text
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
 from utils.throttle import AdaptiveLimiter
@@ -148,7 +150,13 @@ def is_rate_limited(exc: "ai_prompt.ClaudeError") -> bool:
 
 
 def is_transient(exc: "ai_prompt.ClaudeError") -> bool:
-    """True for failures worth another round: rate limits, 5xx, a garbled answer or a lost connection."""
+    """True for failures worth another round: rate limits, 5xx, a garbled answer or a lost connection.
+
+    Never for `ClaudeUnreachableError`: Claude could not be reached several calls in a row, so another
+    round would only wait; the run stops instead (step 5 keeps what it finished).
+    """
+    if isinstance(exc, ai_prompt.ClaudeUnreachableError):
+        return False
     return is_rate_limited(exc) or exc.status_code is None or exc.status_code >= 500
 
 
@@ -164,7 +172,7 @@ class ClaudeAsker:
 
     RATE_LIMIT_ROUNDS = 3
 
-    def __init__(self, model: str, usage: "ai_prompt.UsageTotals", limiter: AdaptiveLimiter, *, step: str,
+    def __init__(self, model: str, usage: UsageTotals, limiter: AdaptiveLimiter, *, step: str,
                  max_tokens: int, logger=None, pause_seconds: float = 2.0):
         self.model = model
         self.usage = usage
@@ -196,7 +204,7 @@ class ClaudeAsker:
         for _attempt in range(2):
             text = self._call(purpose, prompt + correction, temperature, schema, system)
             try:
-                answer = ai_prompt.parse_json_response(text)
+                answer = parse_json_response(text)
             except json.JSONDecodeError:
                 problems = ["the answer was not valid JSON"]
             else:
