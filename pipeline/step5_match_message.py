@@ -174,7 +174,9 @@ from pipeline.match_message.team_loop import hold_log_lines  # noqa: E402
 from pipeline.match_message.team_rows import (  # noqa: E402
     TeamRows, check_airtable, opted_out_members, read_team_rows, unfinished_line, unfinished_members,
 )
-from pipeline.match_message.texts import SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, text_of  # noqa: E402
+from pipeline.match_message.texts import (  # noqa: E402
+    SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, sms_footer, text_of,
+)
 from pipeline.match_message.upload import Uploader  # noqa: E402
 from utils import ai_prompt, airtable_crud  # noqa: E402
 from utils.claude_usage import UsageTotals  # noqa: E402
@@ -345,7 +347,7 @@ def stage_settings_parts() -> dict[str, list]:
         "match": [MATCHING_PROMPT, MATCHING_USER_PROMPT, schema(prompt_rules()), MATCH_TEMPERATURE,
                   ANSWER_MAX_TOKENS, schema(SHORTLIST_SCHEMA)],
         "write": [MESSAGE_GENERATION_PROMPT, schema(CAMPAIGN_TONES), WRITE_TEMPERATURE, ANSWER_MAX_TOKENS,
-                  schema(MESSAGE_SCHEMA)],
+                  schema(MESSAGE_SCHEMA)] + ([sms_footer()] if sms_footer() else []),
         "check": [QUALITY_CHECK_PROMPT, COMPLIANCE_REWRITE_PROMPT, CHECK_TEMPERATURE, WRITE_TEMPERATURE,
                   ANSWER_MAX_TOKENS, schema(QUALITY_SCHEMA), schema(MESSAGE_SCHEMA)],
     }

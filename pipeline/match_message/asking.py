@@ -235,8 +235,11 @@ class ClaudeAsker:
                     if self.logger:
                         self.logger.warning("%s call failed after the SDK's retries (%s); trying again, "
                                             "in-flight limit %d", purpose, exc, self.limiter.limit)
+                    # A lost connection is tried again at once: a few in a row make ai_prompt raise
+                    # ClaudeUnreachableError, which stops the run instead of pausing member after member.
+                    pause = 0.0 if ai_prompt.connection_tracker().failures else self.pause_seconds * round_number
                 else:
                     self.usage.add(result.usage)
                     return result.text
-            time.sleep(self.pause_seconds * round_number)
+            time.sleep(pause)
         raise AssertionError("unreachable")
