@@ -183,7 +183,7 @@ from utils.claude_usage import UsageTotals  # noqa: E402
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
 from utils.contacts import load_opt_outs  # noqa: E402
 from utils.errors import PipelineError  # noqa: E402
-from utils.jsonio import load_json_list, split_objects  # noqa: E402
+from utils.jsonio import input_repair_rows, load_json_list, split_objects  # noqa: E402
 from utils.log import log_stats_table  # noqa: E402
 from utils.message_store import MessageStore  # noqa: E402
 from utils.paths import (  # noqa: E402
@@ -254,9 +254,21 @@ def create_phone_lookup(raw_users: list) -> dict[str, str]:
 
 
 def with_id_and_summary(records: list[dict]) -> tuple[list[dict], int]:
-    """Members or events with an id and a summary (what matching needs); also how many were skipped."""
-    kept = [record for record in records if text_of(record.get("id")) and text_of(record.get("summary"))]
+    """Members or events with an id and a summary (what matching needs); also how many were skipped.
+
+    Names and summaries lose invisible characters here: a hand-edited enriched file bypasses steps 3
+    and 4, and this text goes into the prompts and templates.
+    """
+    kept = [_visible_text(record) for record in records
+            if text_of(record.get("id")) and text_of(record.get("summary"))]
     return kept, len(records) - len(kept)
+
+
+def _visible_text(record: dict) -> dict:
+    """The record with its name, first name and summary cleaned (`clean_text`), when they are text."""
+    cleaned = {key: text_of(record[key]) for key in ("name", "first_name", "summary")
+               if isinstance(record.get(key), str) and text_of(record[key]) != record[key]}
+    return {**record, **cleaned} if cleaned else record
 
 
 def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Optional[int]) -> list[dict]:
@@ -387,16 +399,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_inputs(run) -> tuple[list[dict], list[dict], dict[str, str], dict[str, int]]:
     """The usable members and events, the phone lookup, and the input counts for the report."""
-    all_users, bad_users = split_objects(load_enriched_users(processed_path(run.data_dir, ENRICHED_USERS_FILE)))
+    loaded_users = load_enriched_users(processed_path(run.data_dir, ENRICHED_USERS_FILE))
+    all_users, bad_users = split_objects(loaded_users)
     users, unusable_users = with_id_and_summary(all_users)
-    events, bad_events = split_objects(load_enriched_events(processed_path(run.data_dir, ENRICHED_EVENTS_FILE)))
+    loaded_events = load_enriched_events(processed_path(run.data_dir, ENRICHED_EVENTS_FILE))
+    events, bad_events = split_objects(loaded_events)
     events, unusable_events = with_id_and_summary(events)
     if bad_events or unusable_events:
         run.logger.warning("skipped %d events without an id or summary", bad_events + unusable_events)
     if not events:
         raise PipelineError("no usable events in enriched_events.json: run steps 2 and 4 first")
     phones = create_phone_lookup(load_raw_users(raw_path(run.data_dir, USERS_FILE)))
-    return users, events, phones, {"loaded": len(all_users) + bad_users, "unusable": bad_users + unusable_users}
+    repairs = input_repair_rows(loaded_users, "members") + input_repair_rows(loaded_events, "events")
+    return users, events, phones, {"loaded": len(all_users) + bad_users, "unusable": bad_users + unusable_users,
+                                   "repairs": repairs}
 
 
 def make_generator(args, run, events: list[dict]):

@@ -49,6 +49,7 @@ def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional
     no_event = [user_id for user_id, choice in outcome.assignment.items() if choice is None]
     rows: list[tuple[str, Any]] = [
         ("members in enriched_users.json", counts["loaded"]),
+        *counts.get("repairs", []),
         ("skipped: not an object, no id or no summary", counts["unusable"]),
         ("selected (--user-id, --limit)", len(outcome.selected)),
         ("held by the team", len(outcome.held)),
