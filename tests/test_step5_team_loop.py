@@ -250,3 +250,31 @@ def test_offline_templates_fit_the_footer_in_the_budget(data_dir, monkeypatch):
     records = [r for r in _records(data_dir) if r.get("message")]
     assert records and all("Reply STOP to opt out of these texts https://" in r["message"] for r in records)
     assert all(len(r["message"]) < texts.SMS_CHARS_UNDER for r in records)
+
+
+def test_held_invitations_count_against_the_events_cap(data_dir, model, anthropic_fake, airtable_fake, capsys):
+    assert step5.main(_args(data_dir)) == 0
+    maya = _by_id(data_dir)["u-maya"]
+    airtable_fake.team_set_send_status("u-maya", "Scheduled")
+    capsys.readouterr()
+    assert step5.main(_args_on(data_dir, NEXT_DAY, "--fresh")) == 0
+    out = capsys.readouterr().out
+    [row] = [line.split() for line in out.splitlines() if f"({maya['event_id']})" in line and "rank" not in line]
+    invites, earlier = int(row[-7]), int(row[-6])  # event, invites, earlier, free seats, cap, rank 1..3
+    others = sum(1 for r in _records(data_dir) if r.get("event_id") == maya["event_id"] and r["user_id"] != "u-maya"
+                 and r["status"] in ("approved", "needs_review"))
+    assert earlier == 1 and invites == others + 1
+
+
+def test_without_a_send_status_column_edited_text_is_still_held(data_dir, model, anthropic_fake, airtable_fake,
+                                                                monkeypatch, capsys):
+    airtable_fake.set_schema(dict(COLUMN_TYPES))  # no Send Status column
+    assert step5.main(_args(data_dir)) == 0
+    assert 'has no "Send Status" column' in capsys.readouterr().out
+    airtable_fake.team_edit_message("u-cara", "Hi Cara! Typed by the team.")
+    before = airtable_fake.row_for("u-cara")
+    _edit_the_message_prompt(monkeypatch)
+    model.message = "Hi {first}! Changed text. Grab your seat:"
+    assert step5.main(_args(data_dir, "--fresh")) == 0
+    assert airtable_fake.row_for("u-cara") == before
+    assert "Changed text" in airtable_fake.row_for("u-ben")["fields"]["Message"]
