@@ -231,7 +231,7 @@ def test_the_footer_is_in_every_message_and_a_changed_footer_rewrites(data_dir, 
     assert step5.main(_args(data_dir, "--no-upload", "--limit", "3")) == 0
     records = _records(data_dir)
     assert all(r["message"].endswith(f"Reply STOP to opt out https://cucu.li/bookings/{r['event_id']}")
-               and len(r["message"]) < texts.SMS_CHARS_UNDER for r in records)
+               and len(r["message"]) < texts.SMS_CHARS_UNDER and r["status"] == "approved" for r in records)
     write_prompts = [json.dumps(body) for body in anthropic_fake.message_bodies
                      if _calls_by_purpose_of([body]).get("write")]
     budgets = {texts.body_budget(f"https://cucu.li/bookings/{r['event_id']}") for r in records}
