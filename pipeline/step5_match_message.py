@@ -184,20 +184,28 @@ from pipeline.match_message.report import (  # noqa: E402
 )
 from pipeline.match_message.review_page import event_facts, render_review_page  # noqa: E402
 from pipeline.match_message.stages import digest  # noqa: E402
+from pipeline.match_message.team_loop import hold_log_lines  # noqa: E402
+from pipeline.match_message.team_rows import (  # noqa: E402
+    TeamRows, check_airtable, opted_out_members, read_team_rows, unfinished_line, unfinished_members,
+)
 from pipeline.match_message.texts import (  # noqa: E402
-    SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, sms_chars_under, text_of,
+    SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, sms_chars_under, sms_footer, text_of,
 )
 from pipeline.match_message.upload import Uploader  # noqa: E402
 from utils import ai_prompt, airtable_crud  # noqa: E402
+from utils.claude_usage import UsageTotals  # noqa: E402
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
+from utils.contacts import load_opt_outs  # noqa: E402
 from utils.errors import PipelineError  # noqa: E402
 from utils.prompt_template import check_prompt, fill_prompt  # noqa: E402
-from utils.jsonio import load_json_list, save_json_atomic, split_objects, write_text_atomic  # noqa: E402
+from utils.jsonio import (  # noqa: E402
+    input_repair_rows, load_json_list, save_json_atomic, split_objects, write_text_atomic,
+)
 from utils.log import log_stats_table  # noqa: E402
 from utils.message_store import MessageStore  # noqa: E402
 from utils.paths import (  # noqa: E402
-    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, PREVIEW_MESSAGES_FILE, PROCESSED_MESSAGES_FILE, REVIEW_PAGE_FILE,
-    USERS_FILE, processed_path, raw_path,
+    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, OPT_OUTS_FILE, PREVIEW_MESSAGES_FILE, PROCESSED_MESSAGES_FILE,
+    REVIEW_PAGE_FILE, USERS_FILE, processed_path, raw_path,
 )
 from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
 from utils.rules import (  # noqa: E402
@@ -263,9 +271,21 @@ def create_phone_lookup(raw_users: list) -> dict[str, str]:
 
 
 def with_id_and_summary(records: list[dict]) -> tuple[list[dict], int]:
-    """Members or events with an id and a summary (what matching needs); also how many were skipped."""
-    kept = [record for record in records if text_of(record.get("id")) and text_of(record.get("summary"))]
+    """Members or events with an id and a summary (what matching needs); also how many were skipped.
+
+    Names and summaries lose invisible characters here: a hand-edited enriched file bypasses steps 3
+    and 4, and this text goes into the prompts and templates.
+    """
+    kept = [_visible_text(record) for record in records
+            if text_of(record.get("id")) and text_of(record.get("summary"))]
     return kept, len(records) - len(kept)
+
+
+def _visible_text(record: dict) -> dict:
+    """The record with its name, first name and summary cleaned (`clean_text`), when they are text."""
+    cleaned = {key: text_of(record[key]) for key in ("name", "first_name", "summary")
+               if isinstance(record.get(key), str) and text_of(record[key]) != record[key]}
+    return {**record, **cleaned} if cleaned else record
 
 
 def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Optional[int],
@@ -388,7 +408,7 @@ def stage_settings_parts() -> dict[str, list]:
         "match": [MATCHING_PROMPT, MATCHING_USER_PROMPT, schema(prompt_rules()), MATCH_TEMPERATURE,
                   ANSWER_MAX_TOKENS, schema(SHORTLIST_SCHEMA)],
         "write": [MESSAGE_GENERATION_PROMPT, schema(CAMPAIGN_TONES), WRITE_TEMPERATURE, ANSWER_MAX_TOKENS,
-                  schema(MESSAGE_SCHEMA)],
+                  schema(MESSAGE_SCHEMA)] + ([sms_footer()] if sms_footer() else []),
         "check": [QUALITY_CHECK_PROMPT, COMPLIANCE_REWRITE_PROMPT, CHECK_TEMPERATURE, WRITE_TEMPERATURE,
                   ANSWER_MAX_TOKENS, schema(QUALITY_SCHEMA), schema(MESSAGE_SCHEMA)],
     }
@@ -416,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not upload to Airtable (records stay marked not uploaded)")
     parser.add_argument("--fresh", action="store_true",
                         help="run every stage again for every selected member, even those up to date")
+    parser.add_argument("--recreate-deleted", action="store_true",
+                        help="upload again the rows the team deleted in Airtable (by default they stay deleted)")
     parser.add_argument("--invites-per-seat", type=float, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
                         help="invitations per free seat of an event, at most (default 3; 0 = no cap)")
     parser.add_argument("--dry-run", action="store_true",
@@ -440,16 +462,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_inputs(run) -> tuple[list[dict], list[dict], dict[str, str], dict[str, int]]:
     """The usable members and events, the phone lookup, and the input counts for the report."""
-    all_users, bad_users = split_objects(load_enriched_users(processed_path(run.data_dir, ENRICHED_USERS_FILE)))
+    loaded_users = load_enriched_users(processed_path(run.data_dir, ENRICHED_USERS_FILE))
+    all_users, bad_users = split_objects(loaded_users)
     users, unusable_users = with_id_and_summary(all_users)
-    events, bad_events = split_objects(load_enriched_events(processed_path(run.data_dir, ENRICHED_EVENTS_FILE)))
+    loaded_events = load_enriched_events(processed_path(run.data_dir, ENRICHED_EVENTS_FILE))
+    events, bad_events = split_objects(loaded_events)
     events, unusable_events = with_id_and_summary(events)
     if bad_events or unusable_events:
         run.logger.warning("skipped %d events without an id or summary", bad_events + unusable_events)
     if not events:
         raise PipelineError("no usable events in enriched_events.json: run steps 2 and 4 first")
     phones = create_phone_lookup(load_raw_users(raw_path(run.data_dir, USERS_FILE)))
-    return users, events, phones, {"loaded": len(all_users) + bad_users, "unusable": bad_users + unusable_users}
+    repairs = input_repair_rows(loaded_users, "members") + input_repair_rows(loaded_events, "events")
+    return users, events, phones, {"loaded": len(all_users) + bad_users, "unusable": bad_users + unusable_users,
+                                   "repairs": repairs}
 
 
 def make_generator(args, run, events: list[dict], *, connect: bool = True):
@@ -470,7 +496,7 @@ def make_generator(args, run, events: list[dict], *, connect: bool = True):
             airtable_crud.check_airtable_config()
         except airtable_crud.AirtableConfigError as exc:
             raise PipelineError(f"{exc}; or run with --no-upload to skip Airtable") from None
-    ask = ClaudeAsker(model, ai_prompt.UsageTotals(), AdaptiveLimiter(args.workers), step=STEP_NAME,
+    ask = ClaudeAsker(model, UsageTotals(), AdaptiveLimiter(args.workers), step=STEP_NAME,
                       max_tokens=ANSWER_MAX_TOKENS, logger=run.logger, max_cost_usd=args.max_cost)
     return ClaudeGenerator(model, claude_requests(), ask, events, build_event_catalog(events),
                            today_text(run.now, run.zone), chars_under)
@@ -526,10 +552,11 @@ def prompt_sizes(plan, users: list[dict], events: list[dict], generator) -> dict
     }
 
 
-def estimate_run(args, run, selected: list[dict], events: list[dict], generator, store_get) -> tuple:
+def estimate_run(args, run, selected: list[dict], events: list[dict], generator, store_get,
+                 held: Optional[dict] = None) -> tuple:
     """The plan of this run and its Claude estimate per stage (the total last); no call, no write."""
     plan = plan_run(selected, store_get, generator, events, fresh=args.fresh,
-                    upload=not (args.no_upload or args.offline))
+                    upload=not (args.no_upload or args.offline), held=held)
     if generator.name != "claude":
         return plan, []
     catalog_chars = len(matching_system_blocks(build_event_catalog(events), generator.today)[0]["text"])
@@ -616,8 +643,10 @@ def log_report(run, counts: dict, outcome, generator, uploader, events: list[dic
         more = f" and {len(no_event) - 20} more (all in {run.log_path})" if len(no_event) > 20 else ""
         run.logger.info("no event (every shortlisted event is full): %s%s", ", ".join(no_event[:20]), more)
         run.logger.debug("no event, all: %s", ", ".join(no_event))
-    for user_id, reason in outcome.held.items():
-        run.logger.info("held by the team, left alone: %s (%s)", user_id, reason)
+    for line in hold_log_lines(outcome.held):
+        run.logger.info("%s", line)
+    for user_id, kind in outcome.opted_out.items():
+        run.logger.info("opted out (matched by %s), no message: %s", kind, user_id)
     for line in sample_messages([outcome.records[u["id"]] for u in outcome.selected if u["id"] in outcome.records]):
         run.logger.info("sample: %s", line)
     run.logger.info("wrote %s", processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
@@ -648,19 +677,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         return print_dry_run(args, run, selected, events, generator)
     if args.preview is not None:
         return run_preview(args, run, selected, events, generator, base)
+    # Before the first Claude call: a wrong token, base, table or a missing column costs nothing.
+    preflight = check_airtable(run.logger) if upload else None
+    # Checked again here, so that an opt-out added after step 1 still stops the message.
+    opted_out = opted_out_members(selected, phones, load_opt_outs(raw_path(run.data_dir, OPT_OUTS_FILE)))
     store = MessageStore(processed_path(run.data_dir, PROCESSED_MESSAGES_FILE), order=[u["id"] for u in users])
     if store.recovered:
         run.logger.info("recovered %d records from the journal of an interrupted run", store.recovered)
     previous = list(store.snapshot().values())
-    if args.max_cost is not None and generator.name == "claude":
-        try:
-            check_max_cost(estimate_run(args, run, selected, events, generator, store.get)[1][-1], args.max_cost)
-        except PipelineError:
-            store.close()
-            raise
+    try:
+        team = TeamRows()
+        if preflight is not None:
+            team = read_team_rows([user["id"] for user in selected], store.snapshot(),
+                                  send_status_exists=preflight.send_status_exists,
+                                  recreate_deleted=args.recreate_deleted, logger=run.logger)
+        if args.max_cost is not None and generator.name == "claude":
+            estimates = estimate_run(args, run, selected, events, generator, store.get, held=team.held)[1]
+            check_max_cost(estimates[-1], args.max_cost)
+    except BaseException:
+        store.close()
+        raise
     run.logger.info("%d members selected (generator %s, model %s)", len(selected), generator.name, generator.model)
     options = RunOptions(workers=args.workers, fresh=args.fresh, upload=upload, invites_per_seat=args.invites_per_seat,
-                         today=run.now.astimezone(run.zone).date().isoformat())
+                         today=run.now.astimezone(run.zone).date().isoformat(), held=team.held,
+                         held_invites=team.held_invites, opted_out=opted_out)
     uploader = Uploader(store, run.logger) if upload else None
     stopped = None
     try:
@@ -679,16 +719,20 @@ def main(argv: Optional[list[str]] = None) -> int:
         run.logger.error("stopped: %s; every finished member is saved in %s, re-run (with a higher --max-cost) "
                          "to continue", stopped, processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
         return 3
+    outcome.records = {user["id"]: store.get(user["id"]) for user in selected if store.get(user["id"]) is not None}
     log_report(run, counts, outcome, generator, uploader, events, time.monotonic() - started)
     write_review(run, [outcome.records[u["id"]] for u in selected if u["id"] in outcome.records], previous, events,
                  generator, "Step 5 review", outcome.caps)
     if over_cap_events(outcome):
         raise PipelineError(f"events over their invitation cap: {', '.join(over_cap_events(outcome))} (a bug)")
-    failed = [record for record in outcome.records.values() if record.get("status") == "failed"]
-    if failed and len(failed) == len(outcome.records):
-        run.logger.error("every member failed: see the reasons above and in %s", run.log_path)
-        return 1
-    return 0
+    unfinished = unfinished_members(selected, outcome.records, outcome.held, outcome.kept_claude, upload=upload)
+    last_line = unfinished_line(unfinished, outcome.stopped)
+    if last_line is None:
+        return 0
+    if outcome.stopped is not None:
+        raise PipelineError(last_line)
+    run.logger.error("%s", last_line)
+    return 1
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ from utils.ai_prompt import (
     generate_with_quality_check,
     resolve_model,
 )
-from utils.claude_usage import UsageTotals
+from utils.claude_usage import UsageTotals, price_for
 from utils.errors import PipelineError
+from utils.json_answer import parse_json_response
 
 CATALOG = "Event 0: Salsa night in Mission.\n" * 40  # ~1,300 characters, a stand-in for step 5's catalog
 
@@ -138,7 +139,7 @@ def test_default_model_is_a_current_sonnet_the_sdk_knows():
     assert DEFAULT_MODEL in known
     assert DEFAULT_MODEL not in deprecated
     assert "sonnet" in DEFAULT_MODEL
-    assert ai_prompt.price_for(DEFAULT_MODEL) is not None
+    assert price_for(DEFAULT_MODEL) is not None
 
 
 # --------------------------------------------------------------------------- retries and errors
@@ -460,7 +461,7 @@ def test_structured_output_fallback_keeps_parsing_working(anthropic_fake, caplog
         first = call_claude_with_usage("check", json_schema=schema, purpose="check")
         second = call_claude_with_usage("check", json_schema=schema, purpose="check")
 
-    assert ai_prompt.parse_json_response(first.text) == {"approved": True}
+    assert parse_json_response(first.text) == {"approved": True}
     assert first.structured is False and second.structured is False
     assert ["output_config" in b for b in anthropic_fake.message_bodies] == [True, False, False]
     assert len([r for r in caplog.records if "rejected structured outputs" in r.getMessage()]) == 1

@@ -14,7 +14,7 @@ from pipeline.match_message.costs import (
     SegmentMix, cache_savings_usd, chars_per_token_from_log, estimate_stage, latest_call_log, load_call_log,
     output_tokens_from_log, segment_mix, sms_cost_usd, sms_price_per_segment, tokens_for, total_estimate,
 )
-from utils.ai_prompt import CallUsage, UsageTotals
+from utils.claude_usage import CallUsage, UsageTotals
 from utils.errors import PipelineError
 
 MODEL = "claude-sonnet-4-6"

@@ -437,12 +437,16 @@ def hand_made_opt_outs():
 
 EXPECTED_STATS = [
     ("users loaded", 22),
+    ("users repaired: text with a lone surrogate (now U+FFFD)", 0),
+    ("users repaired: numbers too large (now null)", 0),
     ("users skipped: not an object", 1),
     ("users skipped: id or _id of the wrong type", 1),
     ("duplicate users dropped", 1),
     ("opt-out entries loaded", 5),
     ("opt-out entries skipped: no usable phone or email", 2),
     ("messages loaded", 13),
+    ("messages repaired: text with a lone surrogate (now U+FFFD)", 0),
+    ("messages repaired: numbers too large (now null)", 0),
     ("messages skipped: not an object", 1),
     ("messages without a usable user_id (matched on email/phone)", 2),
     ("messages ignored: no usable user_id, email or phone", 4),

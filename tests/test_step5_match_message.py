@@ -15,6 +15,7 @@ import pytest
 from pipeline import step5_match_message as step5
 from pipeline.match_message import asking, texts
 from tests.fakes.anthropic_server import Fault, Reply
+from utils.airtable_fields import COLUMN_TYPES, SEND_STATUS_COLUMN
 from utils.message_store import MessageStore
 from utils.sms import check_message
 
@@ -40,6 +41,13 @@ def _events() -> list[dict]:
 
 def _phone(index: int) -> str:
     return f"+1212555{index:04d}"
+
+
+@pytest.fixture
+def airtable_fake(airtable_fake):
+    """The Airtable fake with the Messages table's real columns, the team's Send Status included."""
+    airtable_fake.set_schema({**COLUMN_TYPES, SEND_STATUS_COLUMN: "singleSelect"})
+    return airtable_fake
 
 
 @pytest.fixture
@@ -261,8 +269,8 @@ def test_no_upload_records_are_uploaded_by_a_later_run_without_claude_calls(data
 def test_failed_upload_is_marked_and_the_next_run_uploads_it(data_dir, model, anthropic_fake, airtable_fake,
                                                               monkeypatch):
     monkeypatch.setenv("AIRTABLE_MAX_RETRIES", "0")
-    airtable_fake.fail_next(503, times=50)
-    assert step5.main(_args(data_dir)) == 0
+    airtable_fake.fail_next(503, times=50, methods=["PATCH"])
+    assert step5.main(_args(data_dir)) == 1  # uploads failed: unfinished
     records = _records(data_dir)
     assert all(record["uploaded"] is False and record["upload_error"] for record in records)
     calls = len(anthropic_fake.message_bodies)
@@ -315,7 +323,7 @@ def test_answers_still_invalid_after_retry_mark_only_that_user_failed(data_dir, 
     model.match_override = lambda summary: (
         {"event_index": 1, "campaign": "Win Back", "reasoning": "x", "confidence": 150}
         if summary.startswith("Ben") else None)
-    assert step5.main(_args(data_dir, "--no-upload", "--limit", "3")) == 0
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "3")) == 1  # one member unfinished
 
     by_id = {record["user_id"]: record for record in _records(data_dir)}
     assert by_id["u-ben"]["status"] == "failed"
@@ -371,7 +379,7 @@ def test_users_whose_retries_run_out_fail_and_a_rerun_finishes_them(data_dir, mo
         return None
 
     model.match_override = server_down_for_cara
-    assert step5.main(_args(data_dir, "--no-upload", "--limit", "4")) == 0
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "4")) == 1  # Cara unfinished
     by_id = {record["user_id"]: record for record in _records(data_dir)}
     assert by_id["u-cara"]["status"] == "failed" and "500" in by_id["u-cara"]["error"]
     assert sum(record["status"] == "approved" for record in by_id.values()) == 3
@@ -543,7 +551,7 @@ def test_an_unexpected_error_fails_one_member_not_the_run(data_dir, model, anthr
         return real(user, *args, **kwargs)
 
     monkeypatch.setattr(step5, "generate_message", broken_for_ben)
-    assert step5.main(_args(data_dir, "--no-upload", "--limit", "3")) == 0
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "3")) == 1  # Ben unfinished
     by_id = {record["user_id"]: record for record in _records(data_dir)}
     assert by_id["u-ben"]["status"] == "failed" and by_id["u-ben"]["error"] == "unexpected KeyError: 'summary'"
     assert by_id["u-maya"]["status"] == by_id["u-cara"]["status"] == "approved"
@@ -622,13 +630,33 @@ def test_exit_code_is_1_when_every_member_failed(data_dir, model, anthropic_fake
 
 
 def test_one_record_airtable_refuses_does_not_block_its_batch(data_dir, model, anthropic_fake, airtable_fake):
-    # Two rows already share u-maya's key, so Airtable refuses any upsert that contains u-maya.
+    import logging
+
+    assert step5.main(_args(data_dir, "--no-upload")) == 0
+    # Two rows now share u-maya's key (added after the run read the rows), so Airtable refuses any
+    # upsert that contains u-maya.
+    airtable_fake.add_row({"User ID": "u-maya"})
+    airtable_fake.add_row({"User ID": "u-maya"})
+    store = MessageStore(data_dir / "processed" / "processed_messages.json")
+    uploader = step5.Uploader(store, logging.getLogger("test"))
+    for record in _records(data_dir):
+        uploader.submit(record)
+    uploader.close()
+    store.close()
+    by_id = {record["user_id"]: record for record in _records(data_dir)}
+    assert by_id["u-maya"]["uploaded"] is False and "more than one record" in by_id["u-maya"]["upload_error"]
+    assert all(record["uploaded"] for user_id, record in by_id.items() if user_id != "u-maya")
+    assert uploader.failed == 1 and uploader.uploaded == len(by_id) - 1
+
+
+def test_a_member_with_two_rows_is_held_and_the_others_upload(data_dir, model, anthropic_fake, airtable_fake):
     airtable_fake.add_row({"User ID": "u-maya"})
     airtable_fake.add_row({"User ID": "u-maya"})
     assert step5.main(_args(data_dir)) == 0
     by_id = {record["user_id"]: record for record in _records(data_dir)}
-    assert by_id["u-maya"]["uploaded"] is False and "more than one record" in by_id["u-maya"]["upload_error"]
-    assert all(record["uploaded"] for user_id, record in by_id.items() if user_id != "u-maya")
+    assert "u-maya" not in by_id
+    assert all(record["uploaded"] for record in by_id.values())
+    assert [row["User ID"] for row in airtable_fake.rows()].count("u-maya") == 2
 
 
 def test_uploads_at_airtables_real_rate_never_hit_429(tmp_path, airtable_fake, monkeypatch):

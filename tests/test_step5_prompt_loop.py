@@ -11,7 +11,7 @@ import pytest
 from pipeline import step5_match_message as step5
 from pipeline.match_message import texts
 from tests.test_step5_match_message import (  # noqa: F401 - fixtures used by name
-    _args, _calls_by_purpose, _purpose, _records, _user_text, _users, data_dir, model,
+    _args, _calls_by_purpose, _purpose, _records, _user_text, _users, airtable_fake, data_dir, model,
 )
 from utils.sms import sms_segments
 

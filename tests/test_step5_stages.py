@@ -9,7 +9,7 @@ import pytest
 from pipeline import step5_match_message as step5
 from pipeline.match_message.stages import is_day_bound, stage_cause
 from tests.test_step5_match_message import (  # noqa: F401 - fixtures
-    _args, _calls_by_purpose, _calls_by_purpose_of, _events, _records, _users, data_dir, model,
+    _args, _calls_by_purpose, _calls_by_purpose_of, _events, _records, _users, airtable_fake, data_dir, model,
 )
 from utils.errors import PipelineError
 from utils.message_store import MessageStore
@@ -307,7 +307,7 @@ def test_a_failed_record_carries_every_field_known_when_it_failed(data_dir, mode
         return real(message, user, *args, **kwargs)
 
     monkeypatch.setattr(step5, "quality_check_message", broken_for_ben)
-    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
+    assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 1  # Ben unfinished
     ben = {record["user_id"]: record for record in _records(data_dir)}["u-ben"]
     assert ben["status"] == "failed" and ben["failed_stage"] == "check"
     assert ben["error"] == "unexpected KeyError: 'quality'"

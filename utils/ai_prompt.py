@@ -27,9 +27,6 @@ from utils.errors import PipelineError
 from utils.log import run_timestamp as make_run_timestamp
 from utils.paths import DEFAULT_LOG_DIR, ENV_FILE
 
-# Re-exported until step 5 imports them from their new homes (step 5 is being rewritten in parallel).
-from utils.claude_usage import PRICES, ModelPrice, price_for  # noqa: F401
-from utils.json_answer import parse_json_response  # noqa: F401
 
 # The newest Sonnet that anthropic 2.10.0 knows and does not list as deprecated
 # (see docs/api-wrappers.md, "Model"). One constant; ANTHROPIC_MODEL and --model override it.
@@ -775,11 +772,11 @@ def generate_with_quality_check(
 
 __all__: list[str] = [
     "DEFAULT_MODEL", "DEFAULT_TEMPERATURE", "DEFAULT_MAX_TOKENS", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MAX_RETRIES",
-    "PRICES", "ModelPrice", "price_for", "CallUsage", "UsageTotals", "ClaudeResult",
+    "CallUsage", "UsageTotals", "ClaudeResult",
     "ClaudeError", "ClaudeUnreachableError", "MissingAPIKeyError",
     "ConnectionTracker", "connection_tracker", "UNREACHABLE_AFTER", "CONNECTION_RETRIES",
     "resolve_model", "add_model_argument", "get_client", "reset_client",
     "configure_call_log", "call_log_path", "reset_call_log",
-    "build_request", "call_claude", "call_claude_with_usage", "parse_json_response",
+    "build_request", "call_claude", "call_claude_with_usage",
     "generate_with_quality_check",
 ]

@@ -12,6 +12,8 @@ from collections import Counter
 from typing import Any, Callable, Optional
 
 from utils import ai_prompt
+from utils.claude_usage import UsageTotals
+from utils.json_answer import parse_json_response
 from utils.people import clean_text
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
 from utils.throttle import AdaptiveLimiter
@@ -148,7 +150,13 @@ def is_rate_limited(exc: "ai_prompt.ClaudeError") -> bool:
 
 
 def is_transient(exc: "ai_prompt.ClaudeError") -> bool:
-    """True for failures worth another round: rate limits, 5xx, a garbled answer or a lost connection."""
+    """True for failures worth another round: rate limits, 5xx, a garbled answer or a lost connection.
+
+    Never for `ClaudeUnreachableError`: Claude could not be reached several calls in a row, so another
+    round would only wait; the run stops instead (step 5 keeps what it finished).
+    """
+    if isinstance(exc, ai_prompt.ClaudeUnreachableError):
+        return False
     return is_rate_limited(exc) or exc.status_code is None or exc.status_code >= 500
 
 
@@ -171,7 +179,7 @@ class ClaudeAsker:
 
     RATE_LIMIT_ROUNDS = 3
 
-    def __init__(self, model: str, usage: "ai_prompt.UsageTotals", limiter: AdaptiveLimiter, *, step: str,
+    def __init__(self, model: str, usage: UsageTotals, limiter: AdaptiveLimiter, *, step: str,
                  max_tokens: int, logger=None, pause_seconds: float = 2.0, max_cost_usd: Optional[float] = None):
         self.model = model
         self.max_cost_usd = max_cost_usd  # --max-cost: no call starts once the spend has reached it
@@ -204,7 +212,7 @@ class ClaudeAsker:
         for _attempt in range(2):
             text = self._call(purpose, prompt + correction, temperature, schema, system)
             try:
-                answer = ai_prompt.parse_json_response(text)
+                answer = parse_json_response(text)
             except json.JSONDecodeError:
                 problems = ["the answer was not valid JSON"]
             else:
@@ -238,8 +246,11 @@ class ClaudeAsker:
                     if self.logger:
                         self.logger.warning("%s call failed after the SDK's retries (%s); trying again, "
                                             "in-flight limit %d", purpose, exc, self.limiter.limit)
+                    # A lost connection is tried again at once: a few in a row make ai_prompt raise
+                    # ClaudeUnreachableError, which stops the run instead of pausing member after member.
+                    pause = 0.0 if ai_prompt.connection_tracker().failures else self.pause_seconds * round_number
                 else:
                     self.usage.add(result.usage)
                     return result.text
-            time.sleep(self.pause_seconds * round_number)
+            time.sleep(pause)
         raise AssertionError("unreachable")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from utils.ai_prompt import CallUsage
+from utils.claude_usage import CallUsage
 from utils.errors import PipelineError
 from utils.sms import GSM7, UCS2, sms_encoding, sms_segments
 

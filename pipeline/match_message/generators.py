@@ -15,7 +15,8 @@ from typing import Any, Callable, Optional
 from pipeline.match_message.asking import SHORTLIST_SIZE, AnswerError, ClaudeAsker
 from pipeline.match_message.stages import digest
 from pipeline.match_message.texts import (
-    BOOKING_LINK, SMS_CHARS_UNDER, booking_link, finalize_message, first_name_of, gate, text_of,
+    BOOKING_LINK, SMS_CHARS_UNDER, booking_link, finalize_message, first_name_of, gate, message_tail, sms_footer,
+    text_of,
 )
 from utils import ai_prompt
 from utils.offline_engine import OFFLINE_ENGINE_VERSION, offline_message, offline_shortlist
@@ -185,7 +186,8 @@ class OfflineGenerator:
         events_json = json.dumps(events, sort_keys=True)
         self.settings = {
             "match": digest([self.name, self.model, events_json, SHORTLIST_SIZE]),
-            "write": digest([self.name, self.model, BOOKING_LINK, chars_under, str(zone)]),
+            "write": digest([self.name, self.model, BOOKING_LINK, chars_under, str(zone)]
+                            + ([sms_footer()] if sms_footer() else [])),
             "check": digest([self.name, self.model, chars_under]),
         }
 
@@ -208,8 +210,9 @@ class OfflineGenerator:
     def write(self, user: dict, event: dict, choice: dict) -> dict:
         """Phase 3a: the campaign's template filled with the member's name and the event's facts."""
         link = booking_link(event)
-        text = offline_message(user, event, choice["campaign"], self.now, self.zone, first_name_of(user), link,
-                               max_chars=self.chars_under - 1)
+        # The footer goes with the link, so the template's length budget counts it too.
+        text = offline_message(user, event, choice["campaign"], self.now, self.zone, first_name_of(user),
+                               message_tail(link), max_chars=self.chars_under - 1)
         return {"message": finalize_message(text, link),
                 "reasoning": "Offline template for the campaign, filled with the member's name and the event's facts.",
                 "confidence": choice["confidence"]}

@@ -18,11 +18,15 @@ from pipeline.match_message.stages import (
 )
 from pipeline.match_message.texts import text_of
 from pipeline.match_message.upload import Uploader
+from utils.ai_prompt import ClaudeUnreachableError
 from utils.message_store import MessageStore
 from utils.progress import ProgressLine
 
-#: Bookkeeping fields that change without the message changing.
-_UPLOAD_FIELDS = ("airtable_id", "uploaded", "upload_error")
+#: Bookkeeping fields that change without the message changing; a regenerated record keeps them, so
+#: the team loop still knows the member's row and the text last uploaded to it.
+_UPLOAD_FIELDS = ("airtable_id", "uploaded", "upload_error", "uploaded_message_sha256")
+#: The status of a member on the opt-out list: no message, and no invitation counted.
+OPTED_OUT = "opted_out"
 #: Fields of an earlier outcome that a new finished record drops.
 _STALE_FIELDS = ("error", "failed_stage", "regeneration_error")
 
@@ -45,6 +49,8 @@ class RunOptions:
     preflight: Optional[Callable[[], None]] = None
     #: --preview: a member keeps the event of their saved finished record (the saved run's assignment).
     keep_saved_events: bool = False
+    #: user id -> the kind of opt-out they match ("phone" or "email"): never messaged.
+    opted_out: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +64,9 @@ class RunOutcome:
     caps: dict[str, Optional[int]] = field(default_factory=dict)
     prior: dict[str, int] = field(default_factory=dict)
     held: dict[str, str] = field(default_factory=dict)  # user id -> why the team holds the row
+    opted_out: dict[str, str] = field(default_factory=dict)  # user id -> the opt-out kind matched
+    #: Set when Claude could not be reached: the run stopped, members not started were left as they were.
+    stopped: Optional[BaseException] = None
     kept_claude: list[str] = field(default_factory=list)
     up_to_date: int = 0
     upload_only: int = 0
@@ -105,7 +114,13 @@ class Phases:
     # --- shared --------------------------------------------------------------------------------------
 
     def _fail(self, user: dict, record: dict, stage: str, entry: dict, exc: BaseException, known: dict) -> None:
-        """Save a stage failure: keep the last finished record if there is one, else a failed record."""
+        """Save a stage failure: keep the last finished record if there is one, else a failed record.
+
+        An unreachable Claude is not the member's failure: it is raised again, which stops the run
+        (members not started are not tried) and leaves the member's record as it was.
+        """
+        if isinstance(exc, ClaudeUnreachableError):
+            raise exc
         if isinstance(exc, GENERATION_ERRORS):
             error = str(exc)
         else:
@@ -201,8 +216,23 @@ class Phases:
         if record.get("uploaded") and record.get("status") in COMPLETE_STATUSES:
             self.logger.warning("member %s had an uploaded invitation for event %s and now gets no event; its "
                                 "Airtable row is left as it is", user["id"], record.get("event_id"))
-        kept = {key: record[key] for key in ("stages", "airtable_id", "uploaded") if key in record}
+        kept = {key: record[key] for key in ("stages", "airtable_id", "uploaded", "uploaded_message_sha256")
+                if key in record}
         self.store.put({**self.base_fields(user), **kept, "status": "no_event"})
+
+    def _save_opted_out(self, user: dict, kind: str) -> None:
+        """Save `opted_out`: no message; a row the pipeline uploaded gets Status opted_out and no text."""
+        record = self._record_of(user)
+        if record.get("status") == OPTED_OUT and not record.get("upload_error"):
+            return
+        kept = {key: record[key] for key in ("stages", "airtable_id", "uploaded_message_sha256") if key in record}
+        saved = {**self.base_fields(user), **kept, "status": OPTED_OUT, "message": "",
+                 "review_reasons": [f"on the opt-out list (matched by {kind}): never message this member"],
+                 "uploaded": False}
+        self.store.put(saved)
+        had_row = bool(record.get("airtable_id") or record.get("uploaded"))
+        if had_row and self.uploader is not None:
+            self.uploader.submit(saved)
 
     def _write_and_check_one(self, user: dict, choice: dict, outcome: RunOutcome) -> str:
         generator, fresh = self.generator, self.options.fresh
@@ -284,6 +314,13 @@ class Phases:
             saved = self.store.get(user["id"])
             if user["id"] in self.options.held:
                 outcome.held[user["id"]] = self.options.held[user["id"]]
+                if user["id"] in self.options.opted_out:
+                    self.logger.warning("member %s is on the opt-out list, but their Airtable row is in the "
+                                        "team's hands (%s): make sure it is not sent", user["id"],
+                                        self.options.held[user["id"]])
+            elif user["id"] in self.options.opted_out:
+                outcome.opted_out[user["id"]] = self.options.opted_out[user["id"]]
+                self._save_opted_out(user, self.options.opted_out[user["id"]])
             elif (self.generator.name == "offline" and not self.options.fresh and saved is not None
                   and saved.get("generator") == "claude" and saved.get("status") in COMPLETE_STATUSES):
                 outcome.kept_claude.append(user["id"])  # an offline run never replaces Claude's paid work
@@ -291,9 +328,12 @@ class Phases:
                 active.append(user)
         if self.options.upload and self.options.preflight is not None:
             self.options.preflight()
-        self.match(active, outcome)
-        self.assign(active, outcome)
-        self.write_and_check(active, outcome)
+        try:
+            self.match(active, outcome)
+            self.assign(active, outcome)
+            self.write_and_check(active, outcome)
+        except ClaudeUnreachableError as exc:
+            outcome.stopped = exc
         for user in selected:
             record = self.store.get(user["id"])
             if record is not None:

@@ -6,6 +6,7 @@ from typing import Any, Optional
 from pipeline.match_message.asking import CAMPAIGNS, SHORTLIST_SIZE
 from pipeline.match_message.costs import cache_savings_usd, sms_price_per_segment
 from pipeline.match_message.phases import RunOutcome
+from pipeline.match_message.team_loop import hold_counts
 from pipeline.match_message.stages import COMPLETE_STATUSES, STAGES
 from pipeline.match_message.texts import ONE_SEGMENT_CHARS
 from pipeline.match_message.upload import Uploader
@@ -16,6 +17,13 @@ from utils.sms import rule_of
 
 def _share(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "n/a"
+
+
+def _hold_counts(held: dict) -> dict[str, int]:
+    """Held members per kind of reason (a reason given as plain text counts as "other")."""
+    counts = hold_counts({user_id: reason for user_id, reason in held.items() if hasattr(reason, "kind")})
+    others = sum(1 for reason in held.values() if not hasattr(reason, "kind"))
+    return {**counts, **({"other": others} if others else {})}
 
 
 def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional[Uploader],
@@ -41,9 +49,12 @@ def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional
     no_event = [user_id for user_id, choice in outcome.assignment.items() if choice is None]
     rows: list[tuple[str, Any]] = [
         ("members in enriched_users.json", counts["loaded"]),
+        *counts.get("repairs", []),
         ("skipped: not an object, no id or no summary", counts["unusable"]),
         ("selected (--user-id, --limit)", len(outcome.selected)),
         ("held by the team", len(outcome.held)),
+        *[(f"  held: {kind.replace('_', ' ')}", number) for kind, number in _hold_counts(outcome.held).items()],
+        ("opted out (no message)", len(outcome.opted_out)),
         ("kept: made by Claude (offline run)", len(outcome.kept_claude)),
     ]
     calls = generator.calls_by_stage()

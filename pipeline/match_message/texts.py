@@ -1,5 +1,6 @@
 """The one home of the SMS length limit and the booking-link format, and the helpers built on them."""
 
+import os
 from typing import Any, Optional
 
 from utils.people import clean_text
@@ -10,6 +11,8 @@ SMS_CHARS_UNDER = 180
 BOOKING_LINK = "https://cucu.li/bookings/{event_id}"
 #: What one GSM-7 SMS segment holds (`--max-segments 1`): the link and any footer included.
 ONE_SEGMENT_CHARS = 160
+#: An optional line every SMS carries before the link, e.g. "Reply STOP to opt out" (docs/sms-compliance.md).
+SMS_FOOTER_ENV = "SMS_FOOTER"
 
 
 def text_of(value: Any) -> str:
@@ -36,19 +39,33 @@ def sms_chars_under(max_segments: Optional[int] = None) -> int:
     return ONE_SEGMENT_CHARS + 1 if max_segments == 1 else SMS_CHARS_UNDER
 
 
+def sms_footer() -> str:
+    """The SMS_FOOTER setting, spaces collapsed; "" (no footer) by default."""
+    return " ".join(os.environ.get(SMS_FOOTER_ENV, "").split())
+
+
+def message_tail(link: str) -> str:
+    """What follows the body of every SMS: the footer (when set) and the booking link."""
+    footer = sms_footer()
+    return f"{footer} {link}" if footer else link
+
+
 def body_budget(link: str, chars_under: int = SMS_CHARS_UNDER) -> int:
-    """How many characters the text before the link may use (one space separates them)."""
-    return chars_under - 1 - len(link) - 1
+    """How many characters the text before the footer and link may use (one space before each)."""
+    return chars_under - 1 - len(message_tail(link)) - 1
 
 
 def attach_link(text: str, link: str) -> str:
-    """The message with the booking link once, at the end."""
-    body = text.replace(link, " ").strip()
-    return f"{' '.join(body.split())} {link}"
+    """The message with the footer (when set) and the booking link once, at the end."""
+    body = " ".join(text.replace(link, " ").split())
+    footer = sms_footer()
+    if footer and body.endswith(footer):  # e.g. a reviewer's improved text that kept the footer
+        body = body[:-len(footer)].rstrip()
+    return f"{body} {message_tail(link)}"
 
 
 def finalize_message(text: str, link: str) -> str:
-    """Attach the link and replace typographic characters with their GSM equivalents."""
+    """Attach the footer and link, and replace typographic characters with their GSM equivalents."""
     return normalize_gsm(attach_link(normalize_gsm(text), link))
 
 

@@ -4,6 +4,7 @@ import threading
 import time
 from typing import Optional
 
+from pipeline.match_message.team_loop import message_sha256
 from utils import airtable_crud
 from utils.errors import PipelineError
 from utils.message_store import MessageStore
@@ -92,7 +93,10 @@ class Uploader:
             return
         self.uploaded += len(batch)
         for record, airtable_id in zip(batch, airtable_ids):
-            updated = {**record, "airtable_id": airtable_id, "uploaded": True}
+            # The hash of the text now in the row: a later run sees whether the team edited it.
+            message = record.get("message")
+            sha = message_sha256(message) if isinstance(message, str) and message.strip() else None
+            updated = {**record, "airtable_id": airtable_id, "uploaded": True, "uploaded_message_sha256": sha}
             updated.pop("upload_error", None)
             self.store.put(updated)
 
