@@ -700,6 +700,10 @@ def test_a_foreign_contact_point_fails_the_link_rule_and_names_the_token(smuggle
         ("Text 555-0199 now", "555-0199"),
         ("Call +44 20 7946 0958", "+44 20 7946 0958"),
         ("Call \uff12\uff11\uff12-\uff15\uff15\uff15-\uff10\uff11\uff19\uff19", "212-555-0199"),  # fullwidth digits
+        # A colon after a letter does not hide the number: phones make these tappable.
+        ("Tap tel:+12125550199", "+12125550199"),
+        ("Or sms:2125550199", "2125550199"),
+        ("Call:212-555-0199", "212-555-0199"),
     ],
 )
 def test_a_phone_number_fails_the_phone_rule(text, number):
@@ -730,6 +734,7 @@ def test_a_phone_number_hidden_by_zero_width_spaces_fails_twice():
         "Ph.D. students, U.S.A. and vol. 2.",
         "Doors 7.30pm, e.g. pasta, 4.5 stars, no. 10.",
         "Rooftop 🇺🇸 party.",
+        "Doors 19:30-22:30, 10:30 sharp.",  # a colon after a digit is a time, never a phone
     ],
 )
 def test_legitimate_look_alikes_pass(text):

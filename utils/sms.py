@@ -542,7 +542,11 @@ _URL_RE = re.compile(
 _DOT_LOOK_ALIKES = str.maketrans({"\u3002": ".", "\uff61": ".", "\ufe52": ".", "\u2024": "."})
 
 # A run of digits and the separators people write phone numbers with: +1 (646) 555-0142, 212.555.0199.
-_DIGIT_RUN_RE = re.compile(r"(?<![\w$€£¥.,/:#%+-])\+?\(?\d(?:[\d().-]|[ \u00a0](?=[\d(]))*\d\)?(?![\w/:%])")
+# A colon only hides a run after a digit (the minutes of 19:30, a port): after a letter it is a tappable
+# number, as in tel:+12125550199, sms:2125550199 or "call:2125550199".
+_DIGIT_RUN_RE = re.compile(
+    r"(?<![\w$€£¥.,/#%+-])(?<!\d:)\+?\(?\d(?:[\d().-]|[ \u00a0](?=[\d(]))*\d\)?(?![\w/:%])"
+)
 _PHONE_MIN_DIGITS = 7
 # Shapes of dates that also are digit runs: 2027-01-03, 12-05-2026, 5.12.26.
 _DATE_SHAPES = ((4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4), (2, 2, 2), (1, 2, 2), (2, 1, 2), (1, 1, 2))
