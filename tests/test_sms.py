@@ -767,6 +767,22 @@ def test_a_format_character_fails_the_invisible_rule(control):
     assert f"U+{ord(control):04X}" in failures[0]
 
 
+@pytest.mark.parametrize("hidden", ["\x00", "\x07", "\x08", "\x1b", "\x7f", "\x85", "\x9b", "\x0b", "\u034f",
+                                    "\u115f", "\u3164", "\uffa0", "\u17b4", "\u180b"])
+def test_a_control_character_or_a_blank_letter_fails_the_invisible_rule_anywhere(hidden):
+    # Not Cf, just as hidden: a terminal escape (U+009B), a bell, a Hangul filler used as a "blank" name.
+    failures = check(f"Hi Maya! Dinner{hidden} Friday. " + LINK)
+    assert rules(failures) == ["invisible"]
+    assert f"U+{ord(hidden):04X}" in failures[0]
+    assert strip_invisible(f"Dinner{hidden} Friday") == "Dinner Friday"
+
+
+@pytest.mark.parametrize("text", ["Hi Maya!\nDinner Friday.\r\nSee you. ", "Hi Maya!\tDinner Friday. ",
+                                  "Hi Maya! Dinner Friday \u2764\ufe0f ", "Hi Maya! \u3059\u3057 night. "])
+def test_line_breaks_tabs_and_emoji_selectors_are_not_hidden_characters(text):
+    assert "invisible" not in rules(check(text + LINK))
+
+
 @pytest.mark.parametrize("emoji", [FAMILY, "\U0001F3F3\ufe0f\u200d\U0001F308", FLAG_ENGLAND,
                                    "\U0001F469\U0001F3FD\u200d\U0001F373"])
 def test_emoji_that_need_a_zwj_or_tags_pass(emoji):

@@ -420,9 +420,22 @@ FORMAT_CHARACTER_RANGES = (
     (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
     (0xE0020, 0xE007F),
 )
-_FORMAT_CHARACTER_RE = re.compile(
-    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in FORMAT_CHARACTER_RANGES) + "]"
+# Characters outside Cf that are just as hidden: control characters (C0 but tab, newline and carriage
+# return; DEL; C1, e.g. U+009B, which starts a terminal escape) and letters that draw nothing (the
+# combining grapheme joiner, the Hangul fillers people use as "blank" names, Khmer's invisible vowels,
+# Mongolian variation selectors). Emoji variation selectors (U+FE0E, U+FE0F) are not listed: they belong
+# to the emoji they follow.
+OTHER_INVISIBLE_RANGES = (
+    (0x0000, 0x0008), (0x000B, 0x000C), (0x000E, 0x001F), (0x007F, 0x009F), (0x034F, 0x034F),
+    (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180D), (0x180F, 0x180F), (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
 )
+_FORMAT_CHARACTER_RE = re.compile(
+    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}"
+                  for low, high in FORMAT_CHARACTER_RANGES + OTHER_INVISIBLE_RANGES) + "]"
+)
+# The ASCII members of the set above: the one check plain-ASCII text needs.
+_ASCII_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLACK_FLAG = "\U0001F3F4"  # the base of the tag-sequence flags (England, Scotland, Wales)
 _CANCEL_TAG = "\U000E007F"
 _TAG_LETTERS_RE = re.compile("[\U000E0020-\U000E007E]+")
@@ -457,8 +470,8 @@ def find_invisible(text: str) -> list[int]:
     Returns:
         The indices of the characters to remove, in order ([] for plain ASCII).
     """
-    if text.isascii():
-        return []  # ASCII holds no format characters, and most text is ASCII
+    if text.isascii() and not _ASCII_CONTROL_RE.search(text):
+        return []  # the common case: ASCII holds no format characters, only the control characters
     found = []
     last = len(text) - 1
     flag_end = 0  # the tags before this index belong to a whole flag
@@ -487,7 +500,7 @@ def strip_invisible(text: str) -> str:
         The text with bidirectional controls, zero-width characters and every other Unicode format
         character removed, except a ZWJ inside an emoji sequence and the tags of a flag emoji.
     """
-    if text.isascii() or not _FORMAT_CHARACTER_RE.search(text):
+    if not _FORMAT_CHARACTER_RE.search(text):
         return text  # the common case, without building a list
     positions = find_invisible(text)
     if not positions:
