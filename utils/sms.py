@@ -461,7 +461,8 @@ def find_invisible(text: str) -> list[int]:
 
     Format characters (Unicode category Cf) are the bidirectional controls (U+202A-U+202E,
     U+2066-U+2069) that can show a message backwards, zero-width spaces and joiners, the soft
-    hyphen, the byte-order mark and the rest of Cf. Two uses are kept, because they draw one
+    hyphen, the byte-order mark and the rest of Cf. Control characters and letters that draw
+    nothing (OTHER_INVISIBLE_RANGES) count too. Two uses are kept, because they draw one
     emoji: a ZWJ between two emoji (👨‍👩‍👧), and the tag characters of a flag such as England's.
 
     Args:
@@ -497,8 +498,9 @@ def strip_invisible(text: str) -> str:
         text: Any text, e.g. a first name, an event name or a description.
 
     Returns:
-        The text with bidirectional controls, zero-width characters and every other Unicode format
-        character removed, except a ZWJ inside an emoji sequence and the tags of a flag emoji.
+        The text with bidirectional controls, zero-width characters, every other Unicode format
+        character, control characters (but tab, line feed, carriage return) and blank letters
+        removed, except a ZWJ inside an emoji sequence and the tags of a flag emoji.
     """
     if not _FORMAT_CHARACTER_RE.search(text):
         return text  # the common case, without building a list
