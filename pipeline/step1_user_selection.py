@@ -20,7 +20,9 @@ from typing import Any, Optional  # noqa: E402
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
 from utils.contacts import MATCH_EMAIL, MATCH_PHONE, OptOuts, load_opt_outs, normalize_email, normalize_phone  # noqa: E402
 from utils.dates import parse_iso_date  # noqa: E402
-from utils.jsonio import load_json_list, normalize_extended_json, save_json_atomic, split_objects  # noqa: E402
+from utils.jsonio import (  # noqa: E402
+    input_repair_rows, load_json_list, normalize_extended_json, save_json_atomic, split_objects,
+)
 from utils.log import log_stats_table  # noqa: E402
 from utils.people import as_id  # noqa: E402
 from utils.paths import (  # noqa: E402
@@ -283,11 +285,13 @@ def select_users(raw_users: list, raw_messages: list, opt_outs: Optional[OptOuts
     qualified, shared_phone_drops = keep_one_user_per_phone(textable)
     stats = [
         ("users loaded", len(raw_users)),
+        *input_repair_rows(raw_users, "users"),
         ("users skipped: not an object", not_objects),
         ("users skipped: id or _id of the wrong type", bad_ids),
         ("duplicate users dropped", duplicates),
         *opt_out_rows(opt_outs),
         ("messages loaded", len(raw_messages)),
+        *input_repair_rows(raw_messages, "messages"),
         ("messages skipped: not an object", unusable_messages[MESSAGE_NOT_OBJECT]),
         ("messages without a usable user_id (matched on email/phone)", unusable_messages[MESSAGE_NO_USER_ID]),
         ("messages ignored: no usable user_id, email or phone", unusable_messages[MESSAGE_NOTHING_USABLE]),
