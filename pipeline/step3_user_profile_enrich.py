@@ -320,7 +320,7 @@ def enrich_user(user: dict, email: str, lookups: Lookups, now: datetime, zone: t
     get = user.get
     # clean_text inlined for the six plain text fields: its call overhead showed at 100,000 users.
     table, relationship, occupation, gender, home, work = [
-        ((value if value.isascii() else strip_invisible(value)).strip() or None)
+        ((value if value.isascii() and value.isprintable() else strip_invisible(value)).strip() or None)
         if isinstance(value := get(source), str) else None
         for source in _TEXT_SOURCES
     ]

@@ -80,6 +80,20 @@ def test_new_store_creates_an_empty_valid_json_and_journal(path):
     store.close()
 
 
+def test_the_journal_is_private_like_the_json_it_shadows(path):
+    # Both hold members' messages: readable by their owner only, whatever the umask allows.
+    old_umask = os.umask(0o002)
+    try:
+        store = MessageStore(path)
+    finally:
+        os.umask(old_umask)
+    try:
+        assert _journal(path).stat().st_mode & 0o777 == 0o600
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        store.close()
+
+
 def test_journal_is_folded_in_on_open(path):
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps([_rec("a", v=1), _rec("b", v=1)]))

@@ -132,6 +132,15 @@ def test_clean_text_and_names_lose_bidi_and_zero_width_characters():
     assert people.clean_text("\ufeff  \u200d ") is None
 
 
+def test_plain_ascii_text_loses_its_control_characters_too():
+    # ASCII is the fast path; a bell, an escape or a DEL in it is still not text a person can see.
+    user = {"firstName": "An\x07n", "lastName": "\x1bLee", "interests": ["ja\x7fzz", "\x00"]}
+    assert people.first_name(user) == "Ann"
+    assert people.full_name(user) == "Ann Lee"
+    assert people.text_list(user["interests"]) == ["jazz"]
+    assert people.clean_text("Supper\nclub") == "Supper\nclub"  # a line break is not hidden
+
+
 def test_clean_text_keeps_emoji_joined_by_a_zwj():
     family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"
     assert people.clean_text(f" Supper {family} ") == f"Supper {family}"

@@ -700,6 +700,10 @@ def test_a_foreign_contact_point_fails_the_link_rule_and_names_the_token(smuggle
         ("Text 555-0199 now", "555-0199"),
         ("Call +44 20 7946 0958", "+44 20 7946 0958"),
         ("Call \uff12\uff11\uff12-\uff15\uff15\uff15-\uff10\uff11\uff19\uff19", "212-555-0199"),  # fullwidth digits
+        # A colon after a letter does not hide the number: phones make these tappable.
+        ("Tap tel:+12125550199", "+12125550199"),
+        ("Or sms:2125550199", "2125550199"),
+        ("Call:212-555-0199", "212-555-0199"),
     ],
 )
 def test_a_phone_number_fails_the_phone_rule(text, number):
@@ -730,6 +734,7 @@ def test_a_phone_number_hidden_by_zero_width_spaces_fails_twice():
         "Ph.D. students, U.S.A. and vol. 2.",
         "Doors 7.30pm, e.g. pasta, 4.5 stars, no. 10.",
         "Rooftop 🇺🇸 party.",
+        "Doors 19:30-22:30, 10:30 sharp.",  # a colon after a digit is a time, never a phone
     ],
 )
 def test_legitimate_look_alikes_pass(text):
@@ -760,6 +765,22 @@ def test_a_format_character_fails_the_invisible_rule(control):
     failures = check(f"Hi Ma{control}ya! Dinner Friday. " + LINK)
     assert rules(failures) == ["invisible"]
     assert f"U+{ord(control):04X}" in failures[0]
+
+
+@pytest.mark.parametrize("hidden", ["\x00", "\x07", "\x08", "\x1b", "\x7f", "\x85", "\x9b", "\x0b", "\u034f",
+                                    "\u115f", "\u3164", "\uffa0", "\u17b4", "\u180b"])
+def test_a_control_character_or_a_blank_letter_fails_the_invisible_rule_anywhere(hidden):
+    # Not Cf, just as hidden: a terminal escape (U+009B), a bell, a Hangul filler used as a "blank" name.
+    failures = check(f"Hi Maya! Dinner{hidden} Friday. " + LINK)
+    assert rules(failures) == ["invisible"]
+    assert f"U+{ord(hidden):04X}" in failures[0]
+    assert strip_invisible(f"Dinner{hidden} Friday") == "Dinner Friday"
+
+
+@pytest.mark.parametrize("text", ["Hi Maya!\nDinner Friday.\r\nSee you. ", "Hi Maya!\tDinner Friday. ",
+                                  "Hi Maya! Dinner Friday \u2764\ufe0f ", "Hi Maya! \u3059\u3057 night. "])
+def test_line_breaks_tabs_and_emoji_selectors_are_not_hidden_characters(text):
+    assert "invisible" not in rules(check(text + LINK))
 
 
 @pytest.mark.parametrize("emoji", [FAMILY, "\U0001F3F3\ufe0f\u200d\U0001F308", FLAG_ENGLAND,

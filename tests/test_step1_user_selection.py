@@ -553,6 +553,28 @@ def test_script_writes_the_qualified_users_and_stats(data_dir, tmp_path, capsys)
     assert table in capsys.readouterr().out
 
 
+def test_script_counts_the_values_it_repaired_on_load(tmp_path, monkeypatch):
+    # Half an emoji and a number beyond any float are repaired, not fatal; the statistics say so.
+    monkeypatch.delenv("PIPELINE_DEBUG", raising=False)
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    users = [complete_user("u1", firstName="Ann\ud83d"), complete_user("u2", lastName="Lee\udc00")]
+    users_text = json.dumps(users).replace('"occupation": "Engineer"', '"occupation": 1e400', 1)
+    assert "1e400" in users_text
+    (data / "raw" / "users.json").write_text(users_text, encoding="utf-8")
+    (data / "raw" / "messages.json").write_text('[{"user_id": "u9", "note": "\\ud83d", "n": -1e400}]',
+                                                encoding="utf-8")
+    assert run_step(data, tmp_path / "logs") == 0
+    stats = parse_stats(read_log(tmp_path / "logs"), step1.STATS_TITLE)
+    assert stats["users repaired: text with a lone surrogate (now U+FFFD)"] == 2
+    assert stats["users repaired: numbers too large (now null)"] == 1
+    assert stats["messages repaired: text with a lone surrogate (now U+FFFD)"] == 1
+    assert stats["messages repaired: numbers too large (now null)"] == 1
+    assert stats["  missing occupation"] == 1  # the 1e400 occupation is read as missing
+    output = json.loads((data / "processed" / "qualified_users.json").read_text(encoding="utf-8"))
+    assert [user["lastName"] for user in output] == ["Lee\ufffd"]
+
+
 def test_script_reads_extended_json_ids_and_dates(tmp_path, monkeypatch):
     monkeypatch.delenv("PIPELINE_DEBUG", raising=False)
     data = tmp_path / "data"

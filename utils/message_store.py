@@ -125,7 +125,8 @@ class MessageStore:
         journal_had_content = self._replay_journal()
         self._remove_stale_temp_files()
         try:
-            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            # Owner-only, like the JSON it shadows (write_text_atomic): both hold people's messages.
+            self._journal_fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise PipelineError(f"cannot open {self.journal_path}: {exc.strerror or exc}") from None
         if journal_had_content or not self.path.exists():

@@ -114,8 +114,8 @@ def clean_text(value: Any) -> Optional[str]:
         The text without invisible format characters (`strip_invisible`) and surrounding spaces, or None.
     """
     if isinstance(value, str):
-        # isascii() first: most text is ASCII, which holds no format characters, and this runs per field.
-        return (value if value.isascii() else strip_invisible(value)).strip() or None
+        # Printable ASCII first: most text is, it holds no invisible character, and this runs per field.
+        return (value if value.isascii() and value.isprintable() else strip_invisible(value)).strip() or None
     return None
 
 
@@ -132,7 +132,8 @@ def text_list(value: Any) -> list[str]:
         return []
     # clean_text inlined: this runs for every item of every list field of every user.
     return [text for item in value
-            if isinstance(item, str) and (text := (item if item.isascii() else strip_invisible(item)).strip())]
+            if isinstance(item, str)
+            and (text := (item if item.isascii() and item.isprintable() else strip_invisible(item)).strip())]
 
 
 def first_name(user: dict) -> Optional[str]:
@@ -152,8 +153,8 @@ def full_name(user: Optional[dict]) -> Optional[str]:
     if not user:
         return None
     first, last = user.get("firstName"), user.get("lastName")
-    first = (first if first.isascii() else strip_invisible(first)).strip() if isinstance(first, str) else ""
-    last = (last if last.isascii() else strip_invisible(last)).strip() if isinstance(last, str) else ""
+    first = clean_text(first) or ""
+    last = clean_text(last) or ""
     if first and last:
         return f"{first} {last}"
     return first or last or None

@@ -420,9 +420,22 @@ FORMAT_CHARACTER_RANGES = (
     (0x110CD, 0x110CD), (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
     (0xE0020, 0xE007F),
 )
-_FORMAT_CHARACTER_RE = re.compile(
-    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}" for low, high in FORMAT_CHARACTER_RANGES) + "]"
+# Characters outside Cf that are just as hidden: control characters (C0 but tab, newline and carriage
+# return; DEL; C1, e.g. U+009B, which starts a terminal escape) and letters that draw nothing (the
+# combining grapheme joiner, the Hangul fillers people use as "blank" names, Khmer's invisible vowels,
+# Mongolian variation selectors). Emoji variation selectors (U+FE0E, U+FE0F) are not listed: they belong
+# to the emoji they follow.
+OTHER_INVISIBLE_RANGES = (
+    (0x0000, 0x0008), (0x000B, 0x000C), (0x000E, 0x001F), (0x007F, 0x009F), (0x034F, 0x034F),
+    (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180D), (0x180F, 0x180F), (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
 )
+_FORMAT_CHARACTER_RE = re.compile(
+    "[" + "".join(f"\\U{low:08x}-\\U{high:08x}"
+                  for low, high in FORMAT_CHARACTER_RANGES + OTHER_INVISIBLE_RANGES) + "]"
+)
+# The ASCII members of the set above: the one check plain-ASCII text needs.
+_ASCII_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLACK_FLAG = "\U0001F3F4"  # the base of the tag-sequence flags (England, Scotland, Wales)
 _CANCEL_TAG = "\U000E007F"
 _TAG_LETTERS_RE = re.compile("[\U000E0020-\U000E007E]+")
@@ -448,7 +461,8 @@ def find_invisible(text: str) -> list[int]:
 
     Format characters (Unicode category Cf) are the bidirectional controls (U+202A-U+202E,
     U+2066-U+2069) that can show a message backwards, zero-width spaces and joiners, the soft
-    hyphen, the byte-order mark and the rest of Cf. Two uses are kept, because they draw one
+    hyphen, the byte-order mark and the rest of Cf. Control characters and letters that draw
+    nothing (OTHER_INVISIBLE_RANGES) count too. Two uses are kept, because they draw one
     emoji: a ZWJ between two emoji (👨‍👩‍👧), and the tag characters of a flag such as England's.
 
     Args:
@@ -457,8 +471,8 @@ def find_invisible(text: str) -> list[int]:
     Returns:
         The indices of the characters to remove, in order ([] for plain ASCII).
     """
-    if text.isascii():
-        return []  # ASCII holds no format characters, and most text is ASCII
+    if text.isascii() and not _ASCII_CONTROL_RE.search(text):
+        return []  # the common case: ASCII holds no format characters, only the control characters
     found = []
     last = len(text) - 1
     flag_end = 0  # the tags before this index belong to a whole flag
@@ -484,10 +498,11 @@ def strip_invisible(text: str) -> str:
         text: Any text, e.g. a first name, an event name or a description.
 
     Returns:
-        The text with bidirectional controls, zero-width characters and every other Unicode format
-        character removed, except a ZWJ inside an emoji sequence and the tags of a flag emoji.
+        The text with bidirectional controls, zero-width characters, every other Unicode format
+        character, control characters (but tab, line feed, carriage return) and blank letters
+        removed, except a ZWJ inside an emoji sequence and the tags of a flag emoji.
     """
-    if text.isascii() or not _FORMAT_CHARACTER_RE.search(text):
+    if not _FORMAT_CHARACTER_RE.search(text):
         return text  # the common case, without building a list
     positions = find_invisible(text)
     if not positions:
@@ -542,7 +557,11 @@ _URL_RE = re.compile(
 _DOT_LOOK_ALIKES = str.maketrans({"\u3002": ".", "\uff61": ".", "\ufe52": ".", "\u2024": "."})
 
 # A run of digits and the separators people write phone numbers with: +1 (646) 555-0142, 212.555.0199.
-_DIGIT_RUN_RE = re.compile(r"(?<![\w$€£¥.,/:#%+-])\+?\(?\d(?:[\d().-]|[ \u00a0](?=[\d(]))*\d\)?(?![\w/:%])")
+# A colon only hides a run after a digit (the minutes of 19:30, a port): after a letter it is a tappable
+# number, as in tel:+12125550199, sms:2125550199 or "call:2125550199".
+_DIGIT_RUN_RE = re.compile(
+    r"(?<![\w$€£¥.,/#%+-])(?<!\d:)\+?\(?\d(?:[\d().-]|[ \u00a0](?=[\d(]))*\d\)?(?![\w/:%])"
+)
 _PHONE_MIN_DIGITS = 7
 # Shapes of dates that also are digit runs: 2027-01-03, 12-05-2026, 5.12.26.
 _DATE_SHAPES = ((4, 2, 2), (2, 2, 4), (1, 2, 4), (2, 1, 4), (1, 1, 4), (2, 2, 2), (1, 2, 2), (2, 1, 2), (1, 1, 2))
