@@ -163,6 +163,7 @@ Reply with JSON only, exactly this shape:
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import time  # noqa: E402
 from functools import partial  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
@@ -498,6 +499,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise PipelineError("--max-cost must be at least 0 and --preview at least 1")
     check_prompts()  # a placeholder step 5 cannot fill stops the run here, before any paid call
     run = start_step(STEP_NAME, args)
+    started = time.monotonic()
     users, events, phones, counts = load_inputs(run)
     generator = make_generator(args, run, events, connect=not args.dry_run)
     selected = select_users(users, args.user_id, args.limit, args.email)
@@ -505,7 +507,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if missing_ids:
         run.logger.warning("--user-id not found in enriched users: %s", ", ".join(missing_ids))
     base = partial(base_record, phone_lookup=phones, generator=generator.name, model=generator.model)
-    session = Session(args, run, events, generator, base)
+    session = Session(args, run, events, generator, base, started)
     if args.dry_run:
         return dry_run(session, selected)
     if args.preview is not None:

@@ -44,6 +44,7 @@ class Session:
     events: list[dict]                 # the usable enriched events (the catalog)
     generator: Any                     # ClaudeGenerator or OfflineGenerator
     base_fields: Callable[[dict], dict]  # user -> the member's part of a record (`base_record`)
+    started: float = 0.0               # time.monotonic() when the step started (for the report's wall time)
 
     @property
     def upload(self) -> bool:
@@ -176,7 +177,6 @@ def live_run(session: Session, users: list[dict], selected: list[dict], phones: 
         counts: The input counts for the report (from `load_inputs`).
     """
     args, run, generator = session.args, session.run, session.generator
-    started = time.monotonic()
     # Before the first Claude call: a wrong token, base, table or a missing column costs nothing.
     preflight = check_airtable(run.logger) if session.upload else None
     # Checked again here, so that an opt-out added after step 1 still stops the message.
@@ -221,7 +221,7 @@ def live_run(session: Session, users: list[dict], selected: list[dict], phones: 
                          "to continue", stopped, processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
         return EXIT_MAX_COST
     outcome.records = {user["id"]: store.get(user["id"]) for user in selected if store.get(user["id"]) is not None}
-    log_report(session, counts, outcome, uploader, time.monotonic() - started)
+    log_report(session, counts, outcome, uploader, time.monotonic() - session.started)
     write_review(session, [outcome.records[u["id"]] for u in selected if u["id"] in outcome.records], previous,
                  "Step 5 review", outcome)
     if over_cap_events(outcome):
