@@ -168,45 +168,25 @@ from functools import partial  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 from pipeline.match_message.asking import (  # noqa: E402
-    MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, BudgetReached, ClaudeAsker,
-    validate_generation, validate_quality, validate_shortlist,
+    MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, ClaudeAsker, validate_generation,
+    validate_quality, validate_shortlist,
 )
-from pipeline.match_message.costs import cache_savings_usd, call_log_averages, segment_mix  # noqa: E402
 from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT  # noqa: E402
 from pipeline.match_message.backtest import add_backtest_arguments  # noqa: E402
 from pipeline.match_message.backtest_command import MatchBuilders, backtest_main  # noqa: E402
 from pipeline.match_message.generators import ClaudeGenerator, ClaudeRequests, OfflineGenerator  # noqa: E402
-from pipeline.match_message.phases import Phases, RunOptions  # noqa: E402
-from pipeline.match_message.planning import check_max_cost, estimate_plan, plan_lines, plan_run  # noqa: E402
-from pipeline.match_message.preview import MemoryStore, comparison_lines, sample_members  # noqa: E402
-from pipeline.match_message.report import (  # noqa: E402
-    invitation_rows, over_cap_events, report_rows, sample_messages,
-)
-from pipeline.match_message.review_page import event_facts, render_review_page  # noqa: E402
+from pipeline.match_message.session import Session, dry_run, live_run, preview  # noqa: E402
 from pipeline.match_message.stages import digest  # noqa: E402
-from pipeline.match_message.team_loop import hold_log_lines  # noqa: E402
-from pipeline.match_message.team_rows import (  # noqa: E402
-    TeamRows, check_airtable, opted_out_members, read_team_rows, unfinished_line, unfinished_members,
-)
 from pipeline.match_message.texts import (  # noqa: E402
     SMS_CHARS_UNDER, body_budget, booking_link, first_name_of, sms_chars_under, sms_footer, text_of,
 )
-from pipeline.match_message.upload import Uploader  # noqa: E402
 from utils import ai_prompt, airtable_crud  # noqa: E402
 from utils.claude_usage import UsageTotals  # noqa: E402
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
-from utils.contacts import load_opt_outs  # noqa: E402
 from utils.errors import PipelineError  # noqa: E402
 from utils.prompt_template import check_prompt, fill_prompt  # noqa: E402
-from utils.jsonio import (  # noqa: E402
-    input_repair_rows, load_json_list, save_json_atomic, split_objects, write_text_atomic,
-)
-from utils.log import log_stats_table  # noqa: E402
-from utils.message_store import MessageStore  # noqa: E402
-from utils.paths import (  # noqa: E402
-    ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, OPT_OUTS_FILE, PREVIEW_MESSAGES_FILE, PROCESSED_MESSAGES_FILE,
-    REVIEW_PAGE_FILE, USERS_FILE, processed_path, raw_path,
-)
+from utils.jsonio import input_repair_rows, load_json_list, split_objects  # noqa: E402
+from utils.paths import ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, USERS_FILE, processed_path, raw_path  # noqa: E402
 from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
 from utils.rules import (  # noqa: E402
     CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN, DORMANT_AFTER_DAYS, NEWCOMER_MAX_EVENTS,
@@ -502,154 +482,9 @@ def make_generator(args, run, events: list[dict], *, connect: bool = True):
                            today_text(run.now, run.zone), chars_under)
 
 
-# --- Cost before spending (--dry-run, --max-cost) ------------------------------------------------
-
-#: The match reasoning assumed when sizing a write prompt whose match is not made yet (2 sentences).
-ESTIMATE_REASONING = "x" * 160
-
-
-class _PromptSized(Exception):
-    """Raised by the sizing `ask`: the prompt was measured, no call is made."""
-
-
-def _prompt_chars(build: Any) -> int:
-    """The characters one request builder sends (system and prompt), measured without calling Claude."""
-    sizes = []
-
-    def measure(purpose, prompt, *, system=None, **_settings):
-        sizes.append(len(prompt))
-        raise _PromptSized()
-
-    try:
-        build(measure)
-    except _PromptSized:
-        pass
-    return sizes[0] if sizes else 0
-
-
-def _average(values: list[int]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-def prompt_sizes(plan, users: list[dict], events: list[dict], generator) -> dict[str, float]:
-    """Average characters per call of each stage of the plan, from the real request builders."""
-    to_match = users if plan.members["to match"] else []
-    chars = generator.chars_under
-    unknown_choice = {"campaign": CAMPAIGN_NEWCOMER, "reasoning": ESTIMATE_REASONING}
-    pairs = [(user, event, choice) for user, event, choice in plan.known["write"]]
-    # A member whose event the assignment decides: sized against the catalog's events in turn.
-    pairs += [(user, events[index % len(events)], unknown_choice)
-              for index, user in enumerate(users[:plan.unknown["write"]])]
-    checks = plan.known["check"] + pairs[len(plan.known["write"]):]
-    message = "x" * (chars - 1)
-    return {
-        "match": _average([_prompt_chars(partial(match_user_to_event, user, events, catalog_system=None))
-                           for user in to_match[:200]]),
-        "write": _average([_prompt_chars(lambda ask, u=u, e=e, c=c: generate_message(
-            u, e, c, ask, generator.today, sms_chars_under=chars)) for u, e, c in pairs[:200]]),
-        "check": _average([_prompt_chars(lambda ask, u=u, e=e, c=c: quality_check_message(
-            message, u, e, c["campaign"], ask, sms_chars_under=chars)) for u, e, c in checks[:200]]),
-    }
-
-
-def estimate_run(args, run, selected: list[dict], events: list[dict], generator, store_get,
-                 held: Optional[dict] = None) -> tuple:
-    """The plan of this run and its Claude estimate per stage (the total last); no call, no write."""
-    plan = plan_run(selected, store_get, generator, events, fresh=args.fresh,
-                    upload=not (args.no_upload or args.offline), held=held)
-    if generator.name != "claude":
-        return plan, []
-    catalog_chars = len(matching_system_blocks(build_event_catalog(events), generator.today)[0]["text"])
-    estimates = estimate_plan(plan, prompt_sizes(plan, selected, events, generator), catalog_chars,
-                              generator.model, call_log_averages(run.log_dir))
-    return plan, estimates
-
-
-def saved_records(data_dir: Path) -> dict[str, dict]:
-    """The saved records by user id, read only (no lock, no journal): for --dry-run and --preview."""
-    path = processed_path(data_dir, PROCESSED_MESSAGES_FILE)
-    if not path.exists():
-        return {}
-    records, _ = split_objects(load_json_list(path, what="processed messages"))
-    return {record["user_id"]: record for record in records if isinstance(record.get("user_id"), str)}
-
-
-def print_dry_run(args, run, selected: list[dict], events: list[dict], generator) -> int:
-    """--dry-run: print the plan per stage and the estimated Claude and SMS cost; nothing is called or written."""
-    saved = saved_records(run.data_dir)
-    plan, estimates = estimate_run(args, run, selected, events, generator, saved.get)
-    averages = call_log_averages(run.log_dir)
-    lines = plan_lines(plan, estimates, generator.chars_under, generator.model, averages)
-    for line in lines:
-        run.logger.info(line)
-    if estimates:
-        check_max_cost(estimates[-1], args.max_cost)
-    return 0
-
-
-# --- The review page and the preview -------------------------------------------------------------
-
-def write_review(run, records: list[dict], previous: Optional[list[dict]], events: list[dict], generator,
-                 title: str, caps: Optional[dict] = None) -> None:
-    """Write data/processed/review.html (atomically) for the records of this run or preview."""
-    usage = generator.ask.usage if generator.name == "claude" else None
-    summary = {
-        "title": title, "generated_at": run.now.astimezone(run.zone).strftime("%Y-%m-%d %H:%M %Z"),
-        "model": generator.model, "generator": generator.name,
-        "claude_cost_usd": usage.cost_usd(generator.model) if usage else 0.0,
-        "cache_savings_usd": cache_savings_usd(usage, generator.model) if usage else 0.0,
-        "events": event_facts(events, run.zone, caps),
-    }
-    path = processed_path(run.data_dir, REVIEW_PAGE_FILE)
-    write_text_atomic(path, render_review_page(records, summary, previous))
-    run.logger.info("wrote %s", path)
-
-
 def prompts_fingerprint() -> str:
     """A hash of the five prompts: the preview's sample changes only when it changes."""
     return digest(prompt_texts().values())
-
-
-def run_preview(args, run, users: list[dict], events: list[dict], generator, base) -> int:
-    """--preview N: the current prompts on N sampled members (or --user-id/--email); only its own files change."""
-    saved = saved_records(run.data_dir)
-    chosen = users if args.user_id or args.email else sample_members(users, saved, args.preview, prompts_fingerprint())
-    store = MemoryStore(saved.values())
-    options = RunOptions(workers=args.workers, fresh=args.fresh, upload=False, invites_per_seat=args.invites_per_seat,
-                         today=run.now.astimezone(run.zone).date().isoformat(), keep_saved_events=True)
-    run.logger.info("preview: %d members (generator %s, model %s); processed_messages.json and Airtable are "
-                    "left as they are", len(chosen), generator.name, generator.model)
-    outcome = Phases(generator, events, store, options, base, run.logger, None).run(chosen)
-    records = [outcome.records[user["id"]] for user in chosen if user["id"] in outcome.records]
-    for user in chosen:
-        for line in comparison_lines(user, saved.get(user["id"]), outcome.records.get(user["id"])):
-            run.logger.info(line)
-    save_json_atomic(processed_path(run.data_dir, PREVIEW_MESSAGES_FILE), records)
-    run.logger.info("wrote %s", processed_path(run.data_dir, PREVIEW_MESSAGES_FILE))
-    write_review(run, records, [saved[u["id"]] for u in chosen if u["id"] in saved], events, generator,
-                 "Step 5 preview", outcome.caps)
-    cost = generator.ask.usage.cost_usd(generator.model) if generator.name == "claude" else 0.0
-    run.logger.info("preview cost: %s", "n/a (no price for the model)" if cost is None else f"${cost:.4f}")
-    return 0
-
-
-def log_report(run, counts: dict, outcome, generator, uploader, events: list[dict], seconds: float) -> None:
-    """The statistics table, invitations per event, members with no event, and sample messages."""
-    log_stats_table(run.logger, "Step 5: match and message", report_rows(counts, outcome, generator, uploader, seconds))
-    for line in ["Invitations per event:"] + invitation_rows(outcome, events):
-        run.logger.info(line)
-    no_event = [user_id for user_id, choice in outcome.assignment.items() if choice is None]
-    if no_event:
-        more = f" and {len(no_event) - 20} more (all in {run.log_path})" if len(no_event) > 20 else ""
-        run.logger.info("no event (every shortlisted event is full): %s%s", ", ".join(no_event[:20]), more)
-        run.logger.debug("no event, all: %s", ", ".join(no_event))
-    for line in hold_log_lines(outcome.held):
-        run.logger.info("%s", line)
-    for user_id, kind in outcome.opted_out.items():
-        run.logger.info("opted out (matched by %s), no message: %s", kind, user_id)
-    for line in sample_messages([outcome.records[u["id"]] for u in outcome.selected if u["id"] in outcome.records]):
-        run.logger.info("sample: %s", line)
-    run.logger.info("wrote %s", processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
 
 
 @step_main
@@ -665,7 +500,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     check_prompts()  # a placeholder step 5 cannot fill stops the run here, before any paid call
     run = start_step(STEP_NAME, args)
     started = time.monotonic()
-    upload = not (args.no_upload or args.offline)
     users, events, phones, counts = load_inputs(run)
     generator = make_generator(args, run, events, connect=not args.dry_run)
     selected = select_users(users, args.user_id, args.limit, args.email)
@@ -673,66 +507,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if missing_ids:
         run.logger.warning("--user-id not found in enriched users: %s", ", ".join(missing_ids))
     base = partial(base_record, phone_lookup=phones, generator=generator.name, model=generator.model)
+    session = Session(args, run, events, generator, base, started)
     if args.dry_run:
-        return print_dry_run(args, run, selected, events, generator)
+        return dry_run(session, selected)
     if args.preview is not None:
-        return run_preview(args, run, selected, events, generator, base)
-    # Before the first Claude call: a wrong token, base, table or a missing column costs nothing.
-    preflight = check_airtable(run.logger) if upload else None
-    # Checked again here, so that an opt-out added after step 1 still stops the message.
-    opted_out = opted_out_members(selected, phones, load_opt_outs(raw_path(run.data_dir, OPT_OUTS_FILE)))
-    store = MessageStore(processed_path(run.data_dir, PROCESSED_MESSAGES_FILE), order=[u["id"] for u in users])
-    if store.recovered:
-        run.logger.info("recovered %d records from the journal of an interrupted run", store.recovered)
-    previous = list(store.snapshot().values())
-    try:
-        team = TeamRows()
-        if preflight is not None:
-            team = read_team_rows([user["id"] for user in selected], store.snapshot(),
-                                  send_status_exists=preflight.send_status_exists,
-                                  recreate_deleted=args.recreate_deleted, logger=run.logger)
-        if args.max_cost is not None and generator.name == "claude":
-            estimates = estimate_run(args, run, selected, events, generator, store.get, held=team.held)[1]
-            check_max_cost(estimates[-1], args.max_cost)
-    except BaseException:
-        store.close()
-        raise
-    run.logger.info("%d members selected (generator %s, model %s)", len(selected), generator.name, generator.model)
-    options = RunOptions(workers=args.workers, fresh=args.fresh, upload=upload, invites_per_seat=args.invites_per_seat,
-                         today=run.now.astimezone(run.zone).date().isoformat(), held=team.held,
-                         held_invites=team.held_invites, opted_out=opted_out)
-    uploader = Uploader(store, run.logger) if upload else None
-    stopped = None
-    try:
-        outcome = Phases(generator, events, store, options, base, run.logger, uploader).run(selected)
-    except BudgetReached as exc:
-        stopped = exc
-    finally:
-        try:
-            if uploader is not None:
-                uploader.close()
-        finally:
-            store.close()
-    if stopped is not None:
-        write_review(run, [r for r in saved_records(run.data_dir).values()], previous, events, generator,
-                     "Step 5 review (stopped at --max-cost)")
-        run.logger.error("stopped: %s; every finished member is saved in %s, re-run (with a higher --max-cost) "
-                         "to continue", stopped, processed_path(run.data_dir, PROCESSED_MESSAGES_FILE))
-        return 3
-    outcome.records = {user["id"]: store.get(user["id"]) for user in selected if store.get(user["id"]) is not None}
-    log_report(run, counts, outcome, generator, uploader, events, time.monotonic() - started)
-    write_review(run, [outcome.records[u["id"]] for u in selected if u["id"] in outcome.records], previous, events,
-                 generator, "Step 5 review", outcome.caps)
-    if over_cap_events(outcome):
-        raise PipelineError(f"events over their invitation cap: {', '.join(over_cap_events(outcome))} (a bug)")
-    unfinished = unfinished_members(selected, outcome.records, outcome.held, outcome.kept_claude, upload=upload)
-    last_line = unfinished_line(unfinished, outcome.stopped)
-    if last_line is None:
-        return 0
-    if outcome.stopped is not None:
-        raise PipelineError(last_line)
-    run.logger.error("%s", last_line)
-    return 1
+        return preview(session, selected, prompts_fingerprint())
+    return live_run(session, users, selected, phones, counts)
 
 
 if __name__ == "__main__":

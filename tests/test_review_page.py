@@ -134,7 +134,21 @@ def test_event_facts_from_enriched_events():
     assert all(fact["cap"] is None for fact in facts[1:])
 
 
-def test_event_facts_prefers_the_participants_list_and_tolerates_missing_dates():
-    facts = event_facts([{"id": 7, "maxParticipants": 6, "participants": ["a", "b"], "participant_count": 5}],
-                        ZoneInfo("UTC"))
-    assert facts == [{"event_id": "7", "name": "", "when": "", "free_seats": 4, "cap": None}]
+def test_event_facts_free_seats_are_the_caps_seats_and_missing_dates_are_tolerated():
+    # The page shows the seats the cap is computed from (`seats_left`: participant_count, never negative,
+    # a float capacity is a number), not a second count of its own.
+    facts = event_facts([{"id": 7, "maxParticipants": 6, "participants": ["a", "b"], "participant_count": 5},
+                         {"id": 8, "maxParticipants": 4, "participant_count": 6},
+                         {"id": 9, "maxParticipants": 8.0, "participant_count": 2}], ZoneInfo("UTC"))
+    assert [fact["free_seats"] for fact in facts] == [1, 0, 6]
+    assert facts[0] == {"event_id": "7", "name": "", "when": "", "free_seats": 1, "cap": None}
+
+
+def test_the_events_table_shows_the_runs_invitations_not_only_the_records_on_the_page():
+    # A preview of one member: the saved run has 14 more invitations to the same event.
+    facts = event_facts([{"id": "ev", "name": "Supper", "maxParticipants": 10, "participant_count": 5}],
+                        ZoneInfo("UTC"), caps={"ev": 15}, invites={"ev": 15})
+    record = {"user_id": "u1", "status": "approved", "event_id": "ev", "event_name": "Supper", "message": "Hi"}
+    page = render_review_page([record], {"events": facts})
+    table = re.search(r'<table class="small" id="events-table">(.*?)</table>', page, re.S).group(1)
+    assert re.findall(r'<td class="num">(\d+)</td>', table) == ["15", "5", "15"]

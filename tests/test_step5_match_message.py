@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import step5_match_message as step5
 from pipeline.match_message import asking, texts
+from pipeline.match_message.upload import Uploader
 from tests.fakes.anthropic_server import Fault, Reply
 from utils.airtable_fields import COLUMN_TYPES, SEND_STATUS_COLUMN
 from utils.message_store import MessageStore
@@ -638,7 +639,7 @@ def test_one_record_airtable_refuses_does_not_block_its_batch(data_dir, model, a
     airtable_fake.add_row({"User ID": "u-maya"})
     airtable_fake.add_row({"User ID": "u-maya"})
     store = MessageStore(data_dir / "processed" / "processed_messages.json")
-    uploader = step5.Uploader(store, logging.getLogger("test"))
+    uploader = Uploader(store, logging.getLogger("test"))
     for record in _records(data_dir):
         uploader.submit(record)
     uploader.close()
@@ -668,7 +669,7 @@ def test_uploads_at_airtables_real_rate_never_hit_429(tmp_path, airtable_fake, m
     monkeypatch.setenv("AIRTABLE_MAX_RPS", "5")
     airtable_crud.reset_airtable_client()
     store = MessageStore(tmp_path / "processed_messages.json")
-    uploader = step5.Uploader(store, logging.getLogger("test"), max_wait_seconds=0.01)
+    uploader = Uploader(store, logging.getLogger("test"), max_wait_seconds=0.01)
     for index in range(200):
         record = {"user_id": f"u{index:03d}", "message": f"Hi {index}", "status": "approved"}
         store.put(record)

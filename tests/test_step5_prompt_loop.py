@@ -4,6 +4,7 @@ review.html. Real clients against the loopback fakes."""
 import json
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from pipeline import step5_match_message as step5
 from pipeline.match_message import texts
 from tests.test_step5_match_message import (  # noqa: F401 - fixtures used by name
-    _args, _calls_by_purpose, _purpose, _records, _user_text, _users, airtable_fake, data_dir, model,
+    _args, _calls_by_purpose, _calls_by_purpose_of, _purpose, _records, _user_text, _users, airtable_fake, data_dir,
+    model,
 )
 from utils.sms import sms_segments
 
@@ -196,12 +198,17 @@ def test_dry_run_calls_nothing_writes_nothing_and_estimates_the_run(data_dir, mo
     assert abs(estimate - actual) <= ESTIMATE_TOLERANCE * actual, (estimate, actual)
 
 
-def test_dry_run_plan_after_a_message_prompt_edit(data_dir, model, anthropic_fake, monkeypatch, capsys):
+def _dry_run_after_an_edit(data_dir, monkeypatch, capsys, prompt: str, addition: str) -> str:
+    """A full run, then `addition` appended to the prompt `prompt`, then a dry run: its printout."""
     assert step5.main(_args(data_dir, "--no-upload")) == 0
-    monkeypatch.setattr(step5, "MESSAGE_GENERATION_PROMPT", step5.MESSAGE_GENERATION_PROMPT + " Short.")
+    monkeypatch.setattr(step5, prompt, getattr(step5, prompt) + addition)
     capsys.readouterr()
     assert step5.main(_args(data_dir, "--dry-run", "--no-upload")) == 0
-    text = capsys.readouterr().out
+    return capsys.readouterr().out
+
+
+def test_dry_run_plan_after_a_message_prompt_edit(data_dir, model, anthropic_fake, monkeypatch, capsys):
+    text = _dry_run_after_an_edit(data_dir, monkeypatch, capsys, "MESSAGE_GENERATION_PROMPT", " Short.")
     assert "to match: 0" in text
     assert "to write: 12 (changed prompt or settings: 12)" in text
     assert re.search(r"match: 0 calls", text) and re.search(r"write: 12 calls", text)
@@ -307,3 +314,65 @@ def test_every_run_writes_the_review_page_with_before_and_after(data_dir, model,
     assert step5.main(_args(data_dir, "--no-upload", "--limit", "2")) == 0
     page = (_processed(data_dir) / "review.html").read_text()
     assert page.count('<tr class="msg') == 2 and page.count('class="sms before"') == 2
+
+
+# --- 4. --preview with --max-cost, estimates after a matching-prompt edit, the page's invitations -------
+
+def test_preview_refuses_an_estimate_above_max_cost_before_any_call(data_dir, model, anthropic_fake, capsys):
+    assert step5.main(_args(data_dir, "--no-upload")) == 0
+    calls = len(anthropic_fake.message_bodies)
+    capsys.readouterr()
+    assert step5.main(_args(data_dir, "--preview", "3", "--fresh", "--max-cost", "0.000001")) == 1
+    err = capsys.readouterr().err
+    assert "above --max-cost $0.0000" in err and "nothing was started" in err and "Traceback" not in err
+    assert len(anthropic_fake.message_bodies) == calls
+
+
+def test_preview_stopped_at_max_cost_exits_3_without_a_traceback(data_dir, model, anthropic_fake, capsys):
+    assert step5.main(_args(data_dir, "--no-upload")) == 0
+    saved_bytes = (_processed(data_dir) / "processed_messages.json").read_bytes()
+    original = model.__call__
+
+    def verbose(body):
+        answer = original(body)
+        return {**answer, "reasoning": "very long reasoning " * 400} if "reasoning" in answer else answer
+
+    anthropic_fake.responder = verbose
+    calls = len(anthropic_fake.message_bodies)
+    capsys.readouterr()
+    # The estimate (3 members re-written and re-checked, short answers assumed) passes; the spend does not.
+    assert step5.main(_args(data_dir, "--preview", "3", "--fresh", "--workers", "1", "--max-cost", "0.02")) == 3
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "stopped: the Claude spend $" in captured.out and "reached --max-cost $0.0200" in captured.out
+    assert 0 < len(anthropic_fake.message_bodies) - calls < 9
+    assert (_processed(data_dir) / "processed_messages.json").read_bytes() == saved_bytes
+    assert (_processed(data_dir) / "preview_messages.json").exists()
+    assert "stopped at --max-cost" in (_processed(data_dir) / "review.html").read_text()
+
+
+def test_matching_prompt_edit_estimates_rewrites_only_as_up_to(data_dir, model, anthropic_fake, monkeypatch, capsys):
+    text = _dry_run_after_an_edit(data_dir, monkeypatch, capsys, "MATCHING_PROMPT", "\nPrefer small tables.")
+    assert "to match: 12" in text and "to write: 0" in text and "may be rewritten: up to 12" in text
+    assert re.search(r"write: 0 calls", text) and re.search(r"check: 0 calls", text)
+    certain = float(re.search(r"total: 12 calls, .*?, \$(\d+\.\d+)", text).group(1))
+    extra = float(re.search(r"and up to 24 more calls, \$(\d+\.\d+)", text).group(1))
+    assert extra > 0
+
+    # A limit between the certain part and certain + "up to" lets the run start; it spends only the match.
+    calls = len(anthropic_fake.message_bodies)
+    limit = f"{certain + extra / 2:.6f}"
+    assert step5.main(_args(data_dir, "--no-upload", "--max-cost", limit)) == 0
+    assert _calls_by_purpose_of(anthropic_fake.message_bodies[calls:]) == {"match": 12}
+
+
+def test_preview_page_counts_the_saved_runs_invitations_per_event(data_dir, model, anthropic_fake):
+    assert step5.main(_args(data_dir, "--no-upload")) == 0
+    records = _records(data_dir)
+    by_event = Counter(record.get("event_id") for record in records if record["status"] == "approved")
+    member = next(record for record in records if by_event[record.get("event_id")] > 1)
+    assert step5.main(_args(data_dir, "--preview", "1", "--user-id", member["user_id"])) == 0
+    page = (_processed(data_dir) / "review.html").read_text()
+    table = re.search(r'<table class="small" id="events-table">(.*?)</table>', page, re.S).group(1)
+    row = next(row for row in table.split("<tr>") if f">{member['event_id']}<" in row)
+    assert re.findall(r'<td class="num[^"]*">(\d+)</td>', row)[0] == str(by_event[member["event_id"]])

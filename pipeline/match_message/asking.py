@@ -11,10 +11,10 @@ import time
 from collections import Counter
 from typing import Any, Callable, Optional
 
+from pipeline.match_message.texts import text_of
 from utils import ai_prompt
 from utils.claude_usage import UsageTotals
 from utils.json_answer import parse_json_response
-from utils.people import clean_text
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
 from utils.throttle import AdaptiveLimiter
 
@@ -68,10 +68,6 @@ class AnswerError(Exception):
     """The model's answer stayed invalid after one corrective retry; the member is marked failed."""
 
 
-def _text(value: Any) -> str:
-    return clean_text(value) or ""
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -94,7 +90,7 @@ def validate_match(answer: Any, event_count: int) -> list[str]:
     if answer.get("campaign") not in CAMPAIGNS:
         problems.append(f"campaign must be one of {', '.join(CAMPAIGNS)}, got {answer.get('campaign')!r}")
     problems += _validate_confidence(answer)
-    if not _text(answer.get("reasoning")):
+    if not text_of(answer.get("reasoning")):
         problems.append("reasoning must be a non-empty string")
     return problems
 
@@ -120,9 +116,9 @@ def validate_generation(answer: Any) -> list[str]:
     if not isinstance(answer, dict):
         return ["the answer must be a JSON object"]
     problems = []
-    if not _text(answer.get("message")):
+    if not text_of(answer.get("message")):
         problems.append("message must be a non-empty string")
-    if not _text(answer.get("reasoning")):
+    if not text_of(answer.get("reasoning")):
         problems.append("reasoning must be a non-empty string")
     return problems + _validate_confidence(answer)
 

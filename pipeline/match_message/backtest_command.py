@@ -51,8 +51,12 @@ class MatchBuilders:
         return [{key: value for key, value in block.items() if key != "cache_control"} for block in blocks]
 
 
-class BudgetReached(Exception):
-    """The next case would take the spending over --max-cost."""
+class ProjectedOverMaxCost(Exception):
+    """The next case would take the projected spending over --max-cost.
+
+    Unlike `asking.BudgetReached` (the actual spend has reached the limit), this is raised before
+    anything is spent on the case.
+    """
 
 
 class ClaudeRanker:
@@ -89,7 +93,7 @@ class ClaudeRanker:
                 spent = self.cost_usd
                 per_case = spent / self.answered if self.answered else self.expected_case_usd
                 if spent + per_case * (self.asked - self.answered + 1) > self.max_cost:
-                    raise BudgetReached()
+                    raise ProjectedOverMaxCost()
             self.asked += 1
 
     def __call__(self, member_profile: dict, catalog: list[dict], now) -> list[dict]:
@@ -167,7 +171,7 @@ def rank_cases(cases: list[tuple[dict, list[dict], Any]], ranker: ClaudeRanker, 
     """Every case's choices, ranked by `workers` threads, in case order.
 
     Raises:
-        BudgetReached: --max-cost stopped the run; the cases in flight finish first, no new one starts.
+        ProjectedOverMaxCost: --max-cost stopped the run; the cases in flight finish first, no new one starts.
     """
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(ranker, *case) for case in cases]
@@ -314,7 +318,7 @@ def _claude_backtest(args, run, builders: MatchBuilders, raw_users: list, raw_ev
     run.logger.info("backtest: %d cases with %s, estimated cost %s", sizer.calls, model, _usd(estimate.usd))
     try:
         answers = rank_cases(sizer.cases, ranker, args.workers)
-    except BudgetReached:
+    except ProjectedOverMaxCost:
         raise PipelineError(f"--max-cost ${args.max_cost:.4f} reached: stopped after {ranker.asked} of "
                             f"{sizer.calls} cases, having spent ${ranker.cost_usd:.4f}; backtest.json was not "
                             "written (a partial run is not comparable). Raise --max-cost, or use --limit N") from None

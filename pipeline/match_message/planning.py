@@ -1,25 +1,31 @@
 """Cost before spending: the plan of a run per stage (--dry-run), its estimated cost, and --max-cost.
 
 The plan reads only the saved records and the current settings: it makes no call and writes nothing.
-A member's stages are decided with the same `stage_cause` the run uses. A member whose saved
-shortlist no longer holds is counted under "to match" and, since its event is not known yet, under
-"to write" (its write and check calls are estimated too); so is a member with no saved message. A
-member whose match holds keeps the event of their saved record; one who got no event last time
-(every shortlisted event full) counts as up to date.
+A member's stages are decided with the same `stage_cause` the run uses. A member with no saved
+message, or whose saved event is gone, is counted under "to write" (its write and check calls are
+certain). A member to re-match whose saved finished message still holds is written and checked again
+only if the assignment changes their event: that cost is not certain, so it is shown apart, as "up
+to" an extra amount, and --max-cost compares the certain part only. A member whose match holds keeps
+the event of their saved record; one who got no event last time (every shortlisted event full) counts
+as up to date.
 """
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from functools import partial
+from typing import Any, Callable, Optional
 
 from pipeline.match_message.costs import (
     CallLogAverages, StageEstimate, estimate_stage, segment_mix, sms_price_per_segment, total_estimate,
 )
 from pipeline.match_message.stages import COMPLETE_STATUSES, stage_cause, stage_entry
 from utils.errors import PipelineError
+from utils.rules import CAMPAIGN_NEWCOMER
 
 #: The plan's rows, in the order they are printed.
 PLAN_ROWS = ("to match", "to write", "to check", "upload only", "held", "up to date")
+#: The match reasoning assumed when sizing a write prompt whose match is not made yet (2 sentences).
+ESTIMATE_REASONING = "x" * 160
 
 
 @dataclass
@@ -31,7 +37,22 @@ class RunPlan:
     # Per stage, the members whose event is known (user, event, choice) and how many are not known yet.
     known: dict = field(default_factory=lambda: {"write": [], "check": []})
     unknown: Counter = field(default_factory=Counter)
+    # Re-matched members (user, saved event, saved choice) written and checked again only if their event changes.
+    maybe: list = field(default_factory=list)
     messages: list = field(default_factory=list)  # saved messages (for the SMS estimate)
+
+
+@dataclass
+class RunEstimate:
+    """The Claude estimate of a plan: the certain calls per stage (total last), and what may come on top."""
+
+    stages: list  # StageEstimate per stage, then their total
+    possible: Optional[StageEstimate] = None  # the re-matched members' write and check, if their event changes
+
+    @property
+    def certain(self) -> StageEstimate:
+        """The total of the calls the run makes for sure (what --max-cost compares)."""
+        return self.stages[-1]
 
 
 def _saved_choice(record: dict, events_by_id: dict) -> Optional[tuple[dict, dict]]:
@@ -74,8 +95,9 @@ def plan_run(users: list[dict], store_get: Callable[[str], Optional[dict]], gene
             # Their shortlist holds and its events were full: the assignment most likely gives none again.
             plan.members["up to date"] += 1
             continue
-        saved = None if cause or record is None else _saved_choice(record, events_by_id)
-        if saved is None:
+        saved = None if record is None else _saved_choice(record, events_by_id)
+        keeps_message = bool(cause) and saved is not None and record.get("status") in COMPLETE_STATUSES
+        if saved is None or (cause and not keeps_message):
             # The event is decided by the assignment: count the member under write and check too.
             for stage in ("write", "check"):
                 plan.unknown[stage] += 1
@@ -99,6 +121,11 @@ def plan_run(users: list[dict], store_get: Callable[[str], Optional[dict]], gene
             if not write_cause:  # a member to write is checked too: the row counts the check-only ones
                 plan.members["to check"] += 1
                 plan.causes["check"][check_cause] += 1
+        if keeps_message and not write_cause and not check_cause:
+            # The assignment keeps a saved event that is still shortlisted and free: most likely no new message.
+            plan.maybe.append((user, event, choice))
+            plan.messages.append(message)
+            continue
         if not write_cause and not check_cause:
             plan.messages.append(message)
             if upload and not record.get("uploaded") and record.get("status") in COMPLETE_STATUSES:
@@ -109,8 +136,8 @@ def plan_run(users: list[dict], store_get: Callable[[str], Optional[dict]], gene
 
 
 def estimate_plan(plan: RunPlan, prompt_chars: dict, cached_chars: int, model: str,
-                  averages: CallLogAverages) -> list[StageEstimate]:
-    """The Claude estimate per stage of a plan, plus the total (last).
+                  averages: CallLogAverages) -> RunEstimate:
+    """The Claude estimate of a plan: the certain calls per stage with their total, and the possible extra.
 
     Args:
         plan: From `plan_run`.
@@ -120,35 +147,119 @@ def estimate_plan(plan: RunPlan, prompt_chars: dict, cached_chars: int, model: s
         averages: From `call_log_averages` (chars per token, output tokens per stage).
 
     Returns:
-        One estimate per stage, then the total.
+        The estimate; `possible` is None when no re-matched member may be rewritten.
     """
+    def stage_estimate(stage: str, calls: int) -> StageEstimate:
+        return estimate_stage(stage, calls, prompt_chars=prompt_chars.get(stage, 0), model=model,
+                              cached_chars=cached_chars if stage == "match" else 0,
+                              output_tokens=averages.output_tokens.get(stage), chars_per_token=averages.chars_per_token)
+
     calls = {"match": plan.members["to match"], "write": len(plan.known["write"]) + plan.unknown["write"],
              "check": len(plan.known["check"]) + plan.unknown["check"]}
-    stages = [
-        estimate_stage(stage, calls[stage], prompt_chars=prompt_chars.get(stage, 0), model=model,
-                       cached_chars=cached_chars if stage == "match" else 0,
-                       output_tokens=averages.output_tokens.get(stage), chars_per_token=averages.chars_per_token)
-        for stage in ("match", "write", "check")
-    ]
-    return stages + [total_estimate(stages)]
+    stages = [stage_estimate(stage, calls[stage]) for stage in ("match", "write", "check")]
+    possible = None
+    if plan.maybe:
+        possible = total_estimate(stage_estimate(stage, len(plan.maybe)) for stage in ("write", "check"))
+    return RunEstimate(stages + [total_estimate(stages)], possible)
 
 
-def plan_lines(plan: RunPlan, estimates: list[StageEstimate], sms_chars: int, model: str,
+class _PromptSized(Exception):
+    """Raised by the sizing `ask`: the prompt was measured, no call is made."""
+
+
+def _prompt_chars(build: Callable[[Callable[..., dict]], Any]) -> int:
+    """The characters one request builder sends (its prompt), measured without calling Claude."""
+    sizes = []
+
+    def measure(purpose, prompt, *, system=None, **_settings):
+        sizes.append(len(prompt))
+        raise _PromptSized()
+
+    try:
+        build(measure)
+    except _PromptSized:
+        pass
+    return sizes[0] if sizes else 0
+
+
+def _average(values: list[int]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def prompt_sizes(plan: RunPlan, users: list[dict], events: list[dict], generator) -> dict[str, float]:
+    """Average characters per call of each stage of the plan, from the Claude generator's request builders."""
+    requests, chars = generator.requests, generator.chars_under
+    to_match = users if plan.members["to match"] else []
+    unknown_choice = {"campaign": CAMPAIGN_NEWCOMER, "reasoning": ESTIMATE_REASONING}
+    pairs = list(plan.known["write"]) + list(plan.maybe)
+    # A member whose event the assignment decides: sized against the catalog's events in turn.
+    pairs += [(user, events[index % len(events)], unknown_choice)
+              for index, user in enumerate(users[:plan.unknown["write"]])]
+    checks = plan.known["check"] + pairs[len(plan.known["write"]):]
+    message = "x" * (chars - 1)
+    return {
+        "match": _average([_prompt_chars(partial(requests.match, user, events, catalog_system=None))
+                           for user in to_match[:200]]),
+        "write": _average([_prompt_chars(lambda ask, u=u, e=e, c=c: requests.write(
+            u, e, c, ask, generator.today, sms_chars_under=chars)) for u, e, c in pairs[:200]]),
+        "check": _average([_prompt_chars(lambda ask, u=u, e=e, c=c: requests.check(
+            message, u, e, c["campaign"], ask, sms_chars_under=chars)) for u, e, c in checks[:200]]),
+    }
+
+
+def estimate_run(selected: list[dict], store_get: Callable[[str], Optional[dict]], generator, events: list[dict],
+                 averages: CallLogAverages, *, fresh: bool, upload: bool,
+                 held: Optional[dict] = None) -> tuple[RunPlan, Optional[RunEstimate]]:
+    """The plan of a run and, with the Claude generator, its estimate (None offline); no call, no write.
+
+    Args:
+        selected: The members the run would work on.
+        store_get: user id -> saved record (or None).
+        generator: The run's generator.
+        events: The catalog.
+        averages: From `call_log_averages`.
+        fresh, upload, held: As for `plan_run`.
+
+    Returns:
+        (plan, estimate).
+    """
+    plan = plan_run(selected, store_get, generator, events, fresh=fresh, upload=upload, held=held)
+    if generator.name != "claude":
+        return plan, None
+    catalog_chars = len(generator.system[0]["text"])
+    return plan, estimate_plan(plan, prompt_sizes(plan, selected, events, generator), catalog_chars,
+                               generator.model, averages)
+
+
+def _usd(usd: Optional[float]) -> str:
+    return "n/a (no price)" if usd is None else f"${usd:.4f}"
+
+
+def plan_lines(plan: RunPlan, estimate: Optional[RunEstimate], sms_chars: int, model: str,
                averages: CallLogAverages) -> list[str]:
-    """The dry run's printout: members per plan row with causes, tokens and USD per stage, SMS cost."""
+    """The dry run's printout: members per plan row with causes, tokens and USD per stage, SMS cost.
+
+    Args:
+        estimate: From `estimate_plan`, or None offline.
+    """
     lines = ["Plan (dry run: no call made, nothing written):"]
     stage_of_row = {"to match": "match", "to write": "write", "to check": "check"}
     for row in PLAN_ROWS:
         causes = plan.causes.get(stage_of_row.get(row, ""), {})
         why = ", ".join(f"{cause}: {number}" for cause, number in sorted(causes.items()))
         lines.append(f"  {row}: {plan.members[row]}" + (f" ({why})" if why else ""))
+    if plan.maybe:
+        lines.append(f"  may be rewritten: up to {len(plan.maybe)} (re-matched members whose saved message holds: "
+                     "written and checked again only if the assignment changes their event)")
     source = f"averages from {averages.path.name}" if averages.path else "no call log yet: default averages"
-    lines.append(f"Estimated Claude use ({model}; {source}):" if estimates else "Claude: none (offline)")
-    for estimate in estimates:
-        usd = "n/a (no price)" if estimate.usd is None else f"${estimate.usd:.4f}"
-        lines.append(f"  {estimate.stage}: {estimate.calls} calls, input {estimate.input_tokens}, cache write "
-                     f"{estimate.cache_write_tokens}, cache read {estimate.cache_read_tokens}, output "
-                     f"{estimate.output_tokens} tokens, {usd}")
+    lines.append(f"Estimated Claude use ({model}; {source}):" if estimate else "Claude: none (offline)")
+    for stage in estimate.stages if estimate else ():
+        lines.append(f"  {stage.stage}: {stage.calls} calls, input {stage.input_tokens}, cache write "
+                     f"{stage.cache_write_tokens}, cache read {stage.cache_read_tokens}, output "
+                     f"{stage.output_tokens} tokens, {_usd(stage.usd)}")
+    if estimate and estimate.possible:
+        lines.append(f"  and up to {estimate.possible.calls} more calls, {_usd(estimate.possible.usd)}, if every "
+                     f"re-matched member gets a new event (--max-cost compares the total above, without these)")
     price = sms_price_per_segment()
     saved = segment_mix(plan.messages)
     # A message still to write is counted at the budget's segments: 1 under --max-segments 1, else 2.
@@ -161,14 +272,20 @@ def plan_lines(plan: RunPlan, estimates: list[StageEstimate], sms_chars: int, mo
     return lines
 
 
-def check_max_cost(estimate: StageEstimate, max_cost: Optional[float]) -> None:
-    """Refuse to start when the estimated Claude cost is above --max-cost.
+def check_max_cost(estimate: Optional[RunEstimate], max_cost: Optional[float]) -> None:
+    """Refuse to start when the certain part of the estimated Claude cost is above --max-cost.
+
+    The possible extra (re-matched members rewritten only if their event changes) is left out: the
+    actual spend stops the run cleanly at --max-cost should it come.
 
     Raises:
-        PipelineError: The estimate is above the limit.
+        PipelineError: The certain estimate is above the limit.
     """
-    if max_cost is None or estimate.usd is None or estimate.usd <= max_cost:
+    certain = estimate.certain if estimate else None
+    if max_cost is None or certain is None or certain.usd is None or certain.usd <= max_cost:
         return
-    raise PipelineError(f"the estimated Claude cost ${estimate.usd:.4f} is above --max-cost ${max_cost:.4f}; "
-                        "nothing was started: raise --max-cost, or run fewer members (--limit, --user-id), "
-                        "and see the plan with --dry-run")
+    extra = (f" (and up to {_usd(estimate.possible.usd)} more if re-matched members get new events)"
+             if estimate.possible else "")
+    raise PipelineError(f"the estimated Claude cost ${certain.usd:.4f}{extra} is above --max-cost "
+                        f"${max_cost:.4f}; nothing was started: raise --max-cost, or run fewer members (--limit, "
+                        "--user-id), and see the plan with --dry-run")

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from pipeline.match_message.costs import segment_mix, sms_price_per_segment
 from utils.dates import parse_iso_date
+from utils.offline_engine import seats_left
 from utils.people import format_day, format_time, weekday_name
 from utils.sms import sms_encoding, sms_segments
 
@@ -124,18 +125,21 @@ def _usd(value: Any, digits: int = 4) -> str:
     return "n/a"
 
 
-def event_facts(events: Iterable[dict], zone: tzinfo, caps: Optional[Mapping[str, int]] = None) -> list[dict]:
+def event_facts(events: Iterable[dict], zone: tzinfo, caps: Optional[Mapping[str, int]] = None,
+                invites: Optional[Mapping[str, int]] = None) -> list[dict]:
     """The event details the page shows, from enriched events.
 
     Args:
-        events: Enriched events (`id`, `name`, `startDate`, `maxParticipants`, `participants` or
-            `participant_count`).
+        events: Enriched events (`id`, `name`, `startDate`, `maxParticipants`, `participant_count`).
         zone: The zone in which days and times are shown.
         caps: Invitation cap per event id, when the run has one.
+        invites: The run's invitations per event id, earlier runs and held rows included; without it
+            the page counts the invitations among the records it shows.
 
     Returns:
         One dict per event with `event_id`, `name`, `when` ("Friday, November 27, 2026, 9:30 PM EST"
-        or ""), `free_seats` (None when unknown) and `cap` (None when none).
+        or ""), `free_seats` (`seats_left`: None when unknown), `cap` (None when none) and, with
+        `invites`, `invites`.
     """
     facts = []
     for event in events:
@@ -143,12 +147,11 @@ def event_facts(events: Iterable[dict], zone: tzinfo, caps: Optional[Mapping[str
             continue
         start = parse_iso_date(event.get("startDate"))
         when = f"{weekday_name(start, zone)}, {format_day(start, zone)}, {format_time(start, zone)}" if start else ""
-        seats = event.get("maxParticipants")
-        taken = event.get("participants")
-        taken = len(taken) if isinstance(taken, list) else event.get("participant_count")
-        free = seats - taken if isinstance(seats, int) and isinstance(taken, int) else None
-        facts.append({"event_id": str(event["id"]), "name": _text(event.get("name")), "when": when,
-                      "free_seats": free, "cap": (caps or {}).get(str(event["id"]))})
+        fact = {"event_id": str(event["id"]), "name": _text(event.get("name")), "when": when,
+                "free_seats": seats_left(event), "cap": (caps or {}).get(str(event["id"]))}
+        if invites is not None:
+            fact["invites"] = invites.get(event["id"], 0)
+        facts.append(fact)
     return facts
 
 
@@ -266,7 +269,8 @@ def _events_section(records: list[dict], facts: list[dict]) -> str:
     rows = []
     for event_id in list(known) + sorted(set(invites) - set(known)):
         fact = known.get(event_id, {})
-        count, cap = invites[event_id], fact.get("cap")
+        # The run's own count (earlier invitations included) when it gave one; else what this page shows.
+        count, cap = fact.get("invites", invites[event_id]), fact.get("cap")
         over = isinstance(cap, int) and cap > 0 and count > cap
         rows.append(
             f"<tr><td>{_esc(fact.get('name') or names.get(event_id, ''))}<br>"
