@@ -140,9 +140,14 @@ class FakeAnthropic(LoopbackServer):
 
     @property
     def message_bodies(self) -> list[dict]:
-        """The JSON bodies of all POST /v1/messages requests, in order."""
+        """The JSON bodies of all complete POST /v1/messages requests, in order.
+
+        A body cut short (a client killed mid-send, as the kill -9 tests do) does not parse and never
+        reached the model, so it is left out rather than handed to the tests as None.
+        """
         with self.lock:
-            return [r.json for r in self.requests if r.method == "POST" and r.path == "/v1/messages"]
+            return [r.json for r in self.requests
+                    if r.method == "POST" and r.path == "/v1/messages" and r.json is not None]
 
     @property
     def last_body(self) -> dict:
