@@ -172,7 +172,7 @@ from pipeline.match_message.asking import (  # noqa: E402
     validate_generation, validate_quality, validate_shortlist,
 )
 from pipeline.match_message.costs import cache_savings_usd, call_log_averages, segment_mix  # noqa: E402
-from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT  # noqa: E402
+from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT, finite_non_negative  # noqa: E402
 from pipeline.match_message.backtest import add_backtest_arguments  # noqa: E402
 from pipeline.match_message.backtest_command import MatchBuilders, backtest_main  # noqa: E402
 from pipeline.match_message.generators import ClaudeGenerator, ClaudeRequests, OfflineGenerator  # noqa: E402
@@ -438,11 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every stage again for every selected member, even those up to date")
     parser.add_argument("--recreate-deleted", action="store_true",
                         help="upload again the rows the team deleted in Airtable (by default they stay deleted)")
-    parser.add_argument("--invites-per-seat", type=float, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
+    parser.add_argument("--invites-per-seat", type=finite_non_negative, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
                         help="invitations per free seat of an event, at most (default 3; 0 = no cap)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan per stage and the estimated Claude and SMS cost; 0 calls, writes nothing")
-    parser.add_argument("--max-cost", type=float, default=None, metavar="USD",
+    parser.add_argument("--max-cost", type=finite_non_negative, default=None, metavar="USD",
                         help="stop before starting when the estimated Claude cost is above USD, and stop cleanly "
                              "when the actual spend reaches it")
     parser.add_argument("--preview", type=int, default=None, metavar="N",

@@ -2,7 +2,10 @@
 
 import random
 
+import pytest
+
 from pipeline.match_message.assignment import assign_events, invitation_cap, invitation_caps, prior_invitations
+from pipeline import step5_match_message as step5
 from utils.dates import parse_now
 from utils.offline_engine import offline_match, offline_shortlist
 
@@ -126,3 +129,20 @@ def test_validate_shortlist_names_each_problem():
     assert validate_shortlist({"choices": [good, {**good, "event_index": 9}]}, 6) == [
         "choice 2: event_index must be an integer from 0 to 5, got 9"]
     assert validate_shortlist(good, 6) == ['the answer must be a JSON object with a "choices" list']
+
+
+@pytest.mark.parametrize("flag", ["--invites-per-seat", "--max-cost"])
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "-1", "three"])
+def test_a_number_flag_refuses_nan_inf_and_negatives_before_any_work(flag, text, capsys):
+    # nan/inf used to pass argparse and crash invitation_cap after the match phase had run (R1 item 4).
+    with pytest.raises(SystemExit) as caught:
+        step5.build_parser().parse_args([f"{flag}={text}"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and repr(text) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, dest", [("--invites-per-seat", "invites_per_seat"), ("--max-cost", "max_cost")])
+def test_a_number_flag_takes_zero_and_finite_numbers(flag, dest):
+    assert getattr(step5.build_parser().parse_args([flag, "0"]), dest) == 0
+    assert getattr(step5.build_parser().parse_args([flag, "2.5"]), dest) == 2.5

@@ -104,7 +104,6 @@ def test_offline_dry_run_prints_the_cases_and_writes_nothing(tmp_path, small, ca
     (["--user-id", "u1"], "--user-id"),
     (["--fresh"], "--fresh"),
     (["--limit", "0"], "--limit"),
-    (["--max-cost", "-1"], "--max-cost"),
     (["--workers", "0"], "--workers"),
 ])
 def test_backtest_refuses_flags_of_the_live_run_and_bad_numbers(tmp_path, small, capsys, extra, mentioned):

@@ -6,6 +6,7 @@ the lower event index. A pair is granted when its member has no event yet and it
 result depends only on the inputs. See docs/5-match-message.md, "Assign", for why greedy and not exact.
 """
 
+import argparse
 import math
 from collections import Counter
 from typing import Iterable, Mapping, Optional
@@ -14,6 +15,27 @@ from utils.offline_engine import seats_left
 
 #: Invitations per free seat when `--invites-per-seat` is not given (reason in docs/5-match-message.md).
 DEFAULT_INVITES_PER_SEAT = 3.0
+
+
+def finite_non_negative(text: str) -> float:
+    """Argparse type of `--invites-per-seat` and `--max-cost`: a finite number, 0 or more.
+
+    Args:
+        text: The flag's value as typed.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a number, "nan", "inf" or below 0 (argparse prints it, exit 2).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 0 or more, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number, 0 or more, got {text!r}")
+    return value
 
 
 def invitation_cap(event: dict, invites_per_seat: float) -> Optional[int]:
