@@ -5,6 +5,8 @@ import random
 import pytest
 
 from pipeline.match_message.assignment import assign_events, invitation_cap, invitation_caps, prior_invitations
+from pipeline.match_message.phases import RunOutcome
+from pipeline.match_message.report import over_cap_events
 from pipeline import step5_match_message as step5
 from utils.dates import parse_now
 from utils.offline_engine import offline_match, offline_shortlist
@@ -146,3 +148,20 @@ def test_a_number_flag_refuses_nan_inf_and_negatives_before_any_work(flag, text,
 def test_a_number_flag_takes_zero_and_finite_numbers(flag, dest):
     assert getattr(step5.build_parser().parse_args([flag, "0"]), dest) == 0
     assert getattr(step5.build_parser().parse_args([flag, "2.5"]), dest) == 2.5
+
+
+def _outcome(caps: dict, prior: dict, assigned: list[str]) -> RunOutcome:
+    assignment = {f"u{i}": {**_choice(event, 80), "rank": 1} for i, event in enumerate(assigned)}
+    return RunOutcome(selected=[], assignment=assignment, caps=caps, prior=prior)
+
+
+def test_earlier_invitations_over_a_shrunk_cap_are_not_flagged_when_this_run_adds_none():
+    # Seats booked since the last run: cap 6, 15 earlier invitations; this run adds none there (R1 item 2).
+    assert over_cap_events(_outcome({"e-a": 6, "e-b": 4}, {"e-a": 15}, ["e-b", "e-b"])) == []
+
+
+def test_this_run_adding_beyond_the_room_left_is_flagged():
+    assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 15}, ["e-a"])) == ["e-a"]
+    assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 4}, ["e-a", "e-a"])) == []
+    assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 4}, ["e-a", "e-a", "e-a"])) == ["e-a"]
+    assert over_cap_events(_outcome({"e-a": None}, {"e-a": 40}, ["e-a"] * 5)) == []
