@@ -149,11 +149,14 @@ def invitation_rows(outcome: RunOutcome, events: list[dict]) -> list[str]:
 
 
 def over_cap_events(outcome: RunOutcome) -> list[str]:
-    """Event ids whose invitations (earlier + this run) exceed their cap: always empty unless a bug."""
-    used = Counter(outcome.prior)
-    used.update(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
-    return [event_id for event_id, count in used.items()
-            if outcome.caps.get(event_id) is not None and count > outcome.caps[event_id]]
+    """Event ids to which this run gave more invitations than the room its cap left: always empty unless a bug.
+
+    Earlier invitations alone may exceed a cap that shrank since (seats were booked): that is normal,
+    and this run then adds none there. Only invitations beyond `max(0, cap - earlier)` are flagged.
+    """
+    added = Counter(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
+    return [event_id for event_id, count in added.items() if outcome.caps.get(event_id) is not None
+            and count > max(0, outcome.caps[event_id] - outcome.prior.get(event_id, 0))]
 
 
 def sample_messages(records: list[dict], count: int = 3) -> list[str]:
