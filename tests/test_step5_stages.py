@@ -376,3 +376,41 @@ def test_the_docs_table_of_what_an_edit_costs_matches_the_fingerprints(monkeypat
                 assert says_everyone == (after[stage] != before[stage]), (name, stage, column.strip())
             checked.add(name)
     assert {"WRITE_TEMPERATURE", "CHECK_TEMPERATURE", "MESSAGE_GENERATION_PROMPT", "MATCHING_PROMPT"} <= checked
+
+
+def test_a_displaced_uploaded_invitation_keeps_counting_against_its_events_cap(tmp_path, caplog):
+    # R1 item 6: the no_event member's Airtable row is left in place, so it still invites them.
+    import logging
+
+    from pipeline.match_message.generators import OfflineGenerator
+    from pipeline.match_message.phases import Phases, RunOptions
+    from utils.dates import parse_now
+
+    now = parse_now("2026-11-25T12:00:00Z")
+    users, events = _users(), _events()
+    first, others = users[0], users[1:]
+    target = events[0]["id"]
+    store = MessageStore(tmp_path / "processed_messages.json")
+    store.put({"user_id": first["id"], "status": "approved", "message": "Hi!", "event_id": target,
+               "airtable_id": "rec1", "uploaded": True})
+    base = lambda user: {"user_id": user["id"], "user_name": user["name"], "user_summary": user["summary"]}  # noqa: E731
+
+    def run(selected, held_invites):
+        options = RunOptions(workers=1, fresh=True, upload=True, invites_per_seat=1, today="2026-11-25",
+                             held_invites=held_invites)
+        generator = OfflineGenerator(events, now, __import__("datetime").timezone.utc)
+        return Phases(generator, events, store, options, base, logging.getLogger("test"), None).run(selected)
+
+    # Every event filled by rows the team holds: the uploaded member is displaced.
+    with caplog.at_level(logging.WARNING):
+        displaced = run([first], {event["id"]: 1000 for event in events})
+    assert displaced.assignment == {first["id"]: None}
+    assert "still counts against that event's cap" in caplog.text
+    saved = store.get(first["id"])
+    assert saved["status"] == "no_event" and saved["uploaded"] is True and "message" not in saved
+
+    later = run(others, {})
+    store.close()
+    assert later.prior == {target: 1}
+    added = sum(1 for choice in later.assignment.values() if choice and choice["event_id"] == target)
+    assert later.caps[target] is not None and 1 + added <= later.caps[target]
