@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.match_message.assignment import assign_events, invitation_cap, invitation_caps, prior_invitations
 from pipeline.match_message.phases import RunOutcome
-from pipeline.match_message.report import over_cap_events
+from pipeline.match_message.report import over_cap_events, sms_rows
 from pipeline import step5_match_message as step5
 from utils.dates import parse_now
 from utils.offline_engine import offline_match, offline_shortlist
@@ -165,3 +165,15 @@ def test_this_run_adding_beyond_the_room_left_is_flagged():
     assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 4}, ["e-a", "e-a"])) == []
     assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 4}, ["e-a", "e-a", "e-a"])) == ["e-a"]
     assert over_cap_events(_outcome({"e-a": None}, {"e-a": 40}, ["e-a"] * 5)) == []
+
+
+def test_the_sms_cost_at_the_other_budget_is_labelled_an_estimate():
+    # R1 item 8: at the seed's budget the one-segment figure is not a count of real segments.
+    made = [{"sms_segments": 2}, {"sms_segments": 2}, {"sms_segments": 3}]
+    rows = dict(sms_rows(made, 180))
+    assert rows["  SMS of 2 segments"] == 2 and rows["  SMS of 3 segments"] == 1
+    other = [label for label in rows if "--max-segments 1" in label]
+    assert other == ["  estimate: the same members at --max-segments 1, 1 segment each (USD)"]
+    one_segment = dict(sms_rows([{"sms_segments": 1}], 161))
+    assert one_segment["SMS budget of this run"] == "1 segment (--max-segments 1)"
+    assert not [label for label in one_segment if "estimate:" in label]

@@ -101,10 +101,10 @@ def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional
 
 
 def sms_rows(made: list[dict], chars_under: Optional[int]) -> list[tuple[str, Any]]:
-    """The segment mix of the finished messages and the SMS cost at this run's budget and at the other one.
+    """The segment mix of the finished messages and the SMS cost at this run's budget (from their real segments).
 
-    The other budget's cost is what the same members would cost there: 1 segment each under
-    --max-segments 1, and this run's mix (at most 2 segments) under the seed's rule.
+    At the seed's budget, one more row estimates the same members at --max-segments 1 as 1 segment each:
+    those messages are not written, so their real segments are unknown (a name outside GSM-7 may cost more).
     """
     price = sms_price_per_segment()
     segments = Counter(record["sms_segments"] for record in made if "sms_segments" in record)
@@ -115,7 +115,8 @@ def sms_rows(made: list[dict], chars_under: Optional[int]) -> list[tuple[str, An
     budget = "1 segment (--max-segments 1)" if one_segment else "under 180 characters"
     rows += [("SMS budget of this run", budget), ("estimated SMS cost (USD)", f"{total * price:.2f}")]
     if not one_segment:
-        rows.append(("  the same members at --max-segments 1 (USD)", f"{sum(segments.values()) * price:.2f}"))
+        rows.append(("  estimate: the same members at --max-segments 1, 1 segment each (USD)",
+                     f"{sum(segments.values()) * price:.2f}"))
     return rows
 
 
