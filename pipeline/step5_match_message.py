@@ -171,7 +171,7 @@ from pipeline.match_message.asking import (  # noqa: E402
     MESSAGE_SCHEMA, QUALITY_SCHEMA, SHORTLIST_SCHEMA, SHORTLIST_SIZE, Ask, ClaudeAsker, validate_generation,
     validate_quality, validate_shortlist,
 )
-from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT  # noqa: E402
+from pipeline.match_message.assignment import DEFAULT_INVITES_PER_SEAT, finite_non_negative  # noqa: E402
 from pipeline.match_message.backtest import add_backtest_arguments  # noqa: E402
 from pipeline.match_message.backtest_command import MatchBuilders, backtest_main  # noqa: E402
 from pipeline.match_message.generators import ClaudeGenerator, ClaudeRequests, OfflineGenerator  # noqa: E402
@@ -418,11 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every stage again for every selected member, even those up to date")
     parser.add_argument("--recreate-deleted", action="store_true",
                         help="upload again the rows the team deleted in Airtable (by default they stay deleted)")
-    parser.add_argument("--invites-per-seat", type=float, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
+    parser.add_argument("--invites-per-seat", type=finite_non_negative, default=DEFAULT_INVITES_PER_SEAT, metavar="X",
                         help="invitations per free seat of an event, at most (default 3; 0 = no cap)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan per stage and the estimated Claude and SMS cost; 0 calls, writes nothing")
-    parser.add_argument("--max-cost", type=float, default=None, metavar="USD",
+    parser.add_argument("--max-cost", type=finite_non_negative, default=None, metavar="USD",
                         help="stop before starting when the estimated Claude cost is above USD, and stop cleanly "
                              "when the actual spend reaches it")
     parser.add_argument("--preview", type=int, default=None, metavar="N",
@@ -493,10 +493,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.backtest:
         return backtest_main(args, MatchBuilders(claude_requests(), build_event_catalog, today_text, ANSWER_MAX_TOKENS))
-    if args.workers < 1 or (args.limit is not None and args.limit < 0) or args.invites_per_seat < 0:
-        raise PipelineError("--workers must be at least 1, --limit and --invites-per-seat at least 0")
-    if (args.max_cost is not None and args.max_cost < 0) or (args.preview is not None and args.preview < 1):
-        raise PipelineError("--max-cost must be at least 0 and --preview at least 1")
+    if args.workers < 1 or (args.limit is not None and args.limit < 0) or (args.preview is not None and args.preview < 1):
+        raise PipelineError("--workers and --preview must be at least 1, --limit at least 0")
     check_prompts()  # a placeholder step 5 cannot fill stops the run here, before any paid call
     run = start_step(STEP_NAME, args)
     started = time.monotonic()

@@ -18,11 +18,12 @@ import pytest
 
 from utils.offline_engine import (
     FALLBACK_TEMPLATES, NO_HOOK, OFFLINE_ENGINE_VERSION, TEMPLATES, PersonalHook, choose_campaign,
-    confidence_from_score, describe_when, dietary_conflicts, offline_match, offline_message, personal_hook,
-    rank_events, same_interest, score_event, seats_phrase, shorten, sms_text, social_proof, user_campaign,
+    confidence_from_score, describe_when, dietary_conflicts, gsm_spelling, offline_match, offline_message,
+    personal_hook, rank_events, same_interest, score_event, seats_phrase, shorten, sms_text, social_proof,
+    user_campaign,
 )
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
-from utils.sms import check_message, normalize_gsm
+from utils.sms import check_message, normalize_gsm, rule_of, sms_segments
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)  # a Wednesday
 NOW_TEXT = "2026-11-25T12:00:00Z"
@@ -705,3 +706,31 @@ def test_rank_events_can_keep_full_events_for_the_backtest():
     user = newcomer(interests=["jazz"])
     assert [index for index, _, _ in rank_events(user, [full, open_table], NOW)] == [1]
     assert [index for index, _, _ in rank_events(user, [full, open_table], NOW, bookable_only=False)] == [0, 1]
+
+
+# --- one segment (--max-segments 1) and names outside GSM-7 (R1 item 8) -----------------------------
+
+def test_gsm_spelling_drops_only_accents_that_leave_gsm_7():
+    assert gsm_spelling("Lucía") == "Lucia" and gsm_spelling("Tomás") == "Tomas" and gsm_spelling("Zoë") == "Zoe"
+    assert gsm_spelling("José Müller Ñoño") == "José Müller Ñoño"  # é, ü, Ñ, ñ are GSM-7 letters
+    assert gsm_spelling("Łukasz") == "Łukasz"  # no GSM base letter: left as it is
+
+
+@pytest.mark.parametrize("campaign", CAMPAIGNS)
+@pytest.mark.parametrize("first", ["Lucía", "Tomás", "Zoë"])
+def test_one_segment_budget_is_sized_in_segments_for_a_name_outside_gsm_7(campaign, first):
+    text = offline_message({"id": "u1"}, fill_event(), campaign, NOW, NEW_YORK, first, LINK,
+                           max_chars=160, max_segments=1)
+    sms = finish(text)
+    # Sized by characters only, "Hi Lucía ..." came out UCS-2 and 3 segments.
+    assert sms_segments(sms) == 1 and len(sms) <= 160
+    assert gsm_spelling(first) in text and first not in text
+    # The gate still wants the name as spelled, so step 5 holds this text for a person to approve.
+    assert [rule_of(f) for f in check_message(sms, first_name=first, link=LINK, max_segments=1)] == ["first_name"]
+
+
+def test_a_gsm_name_and_the_default_budget_keep_the_name_as_spelled():
+    assert "José" in offline_message({"id": "u1"}, fill_event(), CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "José", LINK,
+                                     max_chars=160, max_segments=1)
+    text = offline_message({"id": "u1"}, fill_event(), CAMPAIGN_NEWCOMER, NOW, NEW_YORK, "Lucía", LINK)
+    assert "Lucía" in text and check_message(finish(text), first_name="Lucía", link=LINK) == []

@@ -2,7 +2,12 @@
 
 import random
 
+import pytest
+
 from pipeline.match_message.assignment import assign_events, invitation_cap, invitation_caps, prior_invitations
+from pipeline.match_message.phases import RunOutcome
+from pipeline.match_message.report import over_cap_events, sms_rows
+from pipeline import step5_match_message as step5
 from utils.dates import parse_now
 from utils.offline_engine import offline_match, offline_shortlist
 
@@ -126,3 +131,49 @@ def test_validate_shortlist_names_each_problem():
     assert validate_shortlist({"choices": [good, {**good, "event_index": 9}]}, 6) == [
         "choice 2: event_index must be an integer from 0 to 5, got 9"]
     assert validate_shortlist(good, 6) == ['the answer must be a JSON object with a "choices" list']
+
+
+@pytest.mark.parametrize("flag", ["--invites-per-seat", "--max-cost"])
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "-1", "three"])
+def test_a_number_flag_refuses_nan_inf_and_negatives_before_any_work(flag, text, capsys):
+    # nan/inf used to pass argparse and crash invitation_cap after the match phase had run (R1 item 4).
+    with pytest.raises(SystemExit) as caught:
+        step5.build_parser().parse_args([f"{flag}={text}"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}" in err and repr(text) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag, dest", [("--invites-per-seat", "invites_per_seat"), ("--max-cost", "max_cost")])
+def test_a_number_flag_takes_zero_and_finite_numbers(flag, dest):
+    assert getattr(step5.build_parser().parse_args([flag, "0"]), dest) == 0
+    assert getattr(step5.build_parser().parse_args([flag, "2.5"]), dest) == 2.5
+
+
+def _outcome(caps: dict, prior: dict, assigned: list[str]) -> RunOutcome:
+    assignment = {f"u{i}": {**_choice(event, 80), "rank": 1} for i, event in enumerate(assigned)}
+    return RunOutcome(selected=[], assignment=assignment, caps=caps, prior=prior)
+
+
+def test_earlier_invitations_over_a_shrunk_cap_are_not_flagged_when_this_run_adds_none():
+    # Seats booked since the last run: cap 6, 15 earlier invitations; this run adds none there (R1 item 2).
+    assert over_cap_events(_outcome({"e-a": 6, "e-b": 4}, {"e-a": 15}, ["e-b", "e-b"])) == []
+
+
+def test_this_run_adding_beyond_the_room_left_is_flagged():
+    assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 15}, ["e-a"])) == ["e-a"]
+    assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 4}, ["e-a", "e-a"])) == []
+    assert over_cap_events(_outcome({"e-a": 6}, {"e-a": 4}, ["e-a", "e-a", "e-a"])) == ["e-a"]
+    assert over_cap_events(_outcome({"e-a": None}, {"e-a": 40}, ["e-a"] * 5)) == []
+
+
+def test_the_sms_cost_at_the_other_budget_is_labelled_an_estimate():
+    # R1 item 8: at the seed's budget the one-segment figure is not a count of real segments.
+    made = [{"sms_segments": 2}, {"sms_segments": 2}, {"sms_segments": 3}]
+    rows = dict(sms_rows(made, 180))
+    assert rows["  SMS of 2 segments"] == 2 and rows["  SMS of 3 segments"] == 1
+    other = [label for label in rows if "--max-segments 1" in label]
+    assert other == ["  estimate: the same members at --max-segments 1, 1 segment each (USD)"]
+    one_segment = dict(sms_rows([{"sms_segments": 1}], 161))
+    assert one_segment["SMS budget of this run"] == "1 segment (--max-segments 1)"
+    assert not [label for label in one_segment if "estimate:" in label]

@@ -13,7 +13,7 @@ from pipeline import step1_user_selection, step2_event_selection, step3_user_pro
 from pipeline import step5_match_message as step5
 from pipeline.match_message.asking import CAMPAIGNS
 from utils.sample_data import generate_dataset, write_dataset
-from utils.sms import check_message
+from utils.sms import check_message, sms_encoding, sms_segments
 
 NOW = "2026-11-25T12:00:00Z"
 
@@ -114,3 +114,40 @@ def test_offline_rerun_skips_everyone(enriched_dir, tmp_path, no_network, capsys
     invited = sum(1 for record in records if record["status"] != "no_event")
     assert re.search(r"match: members run\s+0\n", out) and re.search(r"write: members run\s+0\n", out)
     assert re.search(rf"skipped: up to date\s+{invited:,}\n", out)
+
+
+def test_a_cap_shrunk_below_earlier_invitations_is_not_an_error(enriched_dir, tmp_path, no_network, capsys):
+    # R1 item 2: seats booked since the full run leave more earlier invitations than the new cap.
+    data_dir = _copy_inputs(enriched_dir, tmp_path / "a")
+    records = _run_offline(data_dir)
+    busiest, earlier = Counter(r["event_id"] for r in records if r["status"] != "no_event").most_common(1)[0]
+    events_path = data_dir / "processed" / "enriched_events.json"
+    events = json.loads(events_path.read_text())
+    event = next(event for event in events if event["id"] == busiest)
+    event["participant_count"] = event["maxParticipants"] - 1  # 1 free seat: cap 3 at --invites-per-seat 3
+    events_path.write_text(json.dumps(events))
+    assert earlier > 3
+    args = ["--data-dir", str(data_dir), "--log-dir", str(data_dir.parent / "logs"), "--now", NOW,
+            "--timezone", "America/New_York", "--offline", "--limit", "5", "--fresh"]
+    capsys.readouterr()
+    assert step5.main(args) == 0, capsys.readouterr().err
+    after = json.loads((data_dir / "processed" / "processed_messages.json").read_text())
+    # The --limit 5 members were re-assigned; none of them got the full event unless they held it already.
+    selected = {r["user_id"] for r in records[:5]}
+    held_before = {r["user_id"] for r in records if r["user_id"] in selected and r.get("event_id") == busiest}
+    assert {r["user_id"] for r in after if r["user_id"] in selected and r.get("event_id") == busiest
+            and r["status"] != "no_event"} <= held_before
+
+
+def test_max_segments_1_offline_gives_every_member_one_segment(enriched_dir, tmp_path, no_network, capsys):
+    # R1 item 8: members named outside GSM-7 (Lucía, Tomás) came out UCS-2 and 3 segments.
+    data_dir = _copy_inputs(enriched_dir, tmp_path / "a")
+    args = ["--data-dir", str(data_dir), "--log-dir", str(data_dir.parent / "logs"), "--now", NOW,
+            "--timezone", "America/New_York", "--offline", "--max-segments", "1"]
+    assert step5.main(args) == 0
+    records = json.loads((data_dir / "processed" / "processed_messages.json").read_text())
+    made = [record for record in records if record.get("message")]
+    assert any(sms_encoding(record["user_name"]) != "GSM-7" for record in made)  # the case is in the data
+    assert made and all(sms_segments(record["message"]) == 1 == record["sms_segments"] for record in made)
+    out = capsys.readouterr().out
+    assert re.search(rf"SMS of 1 segment\s+{len(made)}\n", out) and "SMS of 3 segments" not in out

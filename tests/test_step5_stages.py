@@ -12,6 +12,7 @@ from tests.test_step5_match_message import (  # noqa: F401 - fixtures
     _args, _calls_by_purpose, _calls_by_purpose_of, _events, _records, _users, airtable_fake, data_dir, model,
 )
 from utils.errors import PipelineError
+from utils.paths import PROJ_ROOT
 from utils.message_store import MessageStore
 
 NEXT_DAY = "2026-11-26T12:00:00Z"
@@ -341,3 +342,75 @@ def test_a_smaller_cap_on_a_rerun_leaves_members_without_an_event_and_without_a_
         if record["status"] == "no_event":
             assert not {"message", "event_id", "campaign"} & set(record)
     assert "match" not in _new_calls(anthropic_fake, calls)
+
+
+def _edited(value):
+    """A different value of the same kind, to see which stage fingerprints a setting is part of."""
+    if isinstance(value, str):
+        return value + "\nEdited."
+    if isinstance(value, dict):
+        return {**value, "edited": "edited"}
+    return value + 0.125
+
+
+def test_the_docs_table_of_what_an_edit_costs_matches_the_fingerprints(monkeypatch):
+    """A stage's column says "everyone ..." exactly when the setting is part of that stage's fingerprint."""
+    lines = (PROJ_ROOT / "docs" / "5-match-message.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("| you edit |"))
+    table = []
+    for line in lines[start + 2:]:
+        if not line.strip().startswith("|"):
+            break
+        table.append(line)
+    rows = [line.split("|")[1:-1] for line in table]
+    before = step5.stage_settings_parts()
+    checked = set()
+    for edited, *columns in rows:
+        names = [name for name in re.findall(r"`([A-Z_]+)`", edited) if hasattr(step5, name)]
+        for name in names:
+            with monkeypatch.context() as patch:
+                patch.setattr(step5, name, _edited(getattr(step5, name)))
+                after = step5.stage_settings_parts()
+            for stage, column in zip(("match", "write", "check"), columns):
+                says_everyone = column.strip().startswith("everyone")
+                assert says_everyone == (after[stage] != before[stage]), (name, stage, column.strip())
+            checked.add(name)
+    assert {"WRITE_TEMPERATURE", "CHECK_TEMPERATURE", "MESSAGE_GENERATION_PROMPT", "MATCHING_PROMPT"} <= checked
+
+
+def test_a_displaced_uploaded_invitation_keeps_counting_against_its_events_cap(tmp_path, caplog):
+    # R1 item 6: the no_event member's Airtable row is left in place, so it still invites them.
+    import logging
+
+    from pipeline.match_message.generators import OfflineGenerator
+    from pipeline.match_message.phases import Phases, RunOptions
+    from utils.dates import parse_now
+
+    now = parse_now("2026-11-25T12:00:00Z")
+    users, events = _users(), _events()
+    first, others = users[0], users[1:]
+    target = events[0]["id"]
+    store = MessageStore(tmp_path / "processed_messages.json")
+    store.put({"user_id": first["id"], "status": "approved", "message": "Hi!", "event_id": target,
+               "airtable_id": "rec1", "uploaded": True})
+    base = lambda user: {"user_id": user["id"], "user_name": user["name"], "user_summary": user["summary"]}  # noqa: E731
+
+    def run(selected, held_invites):
+        options = RunOptions(workers=1, fresh=True, upload=True, invites_per_seat=1, today="2026-11-25",
+                             held_invites=held_invites)
+        generator = OfflineGenerator(events, now, __import__("datetime").timezone.utc)
+        return Phases(generator, events, store, options, base, logging.getLogger("test"), None).run(selected)
+
+    # Every event filled by rows the team holds: the uploaded member is displaced.
+    with caplog.at_level(logging.WARNING):
+        displaced = run([first], {event["id"]: 1000 for event in events})
+    assert displaced.assignment == {first["id"]: None}
+    assert "still counts against that event's cap" in caplog.text
+    saved = store.get(first["id"])
+    assert saved["status"] == "no_event" and saved["uploaded"] is True and "message" not in saved
+
+    later = run(others, {})
+    store.close()
+    assert later.prior == {target: 1}
+    added = sum(1 for choice in later.assignment.values() if choice and choice["event_id"] == target)
+    assert later.caps[target] is not None and 1 + added <= later.caps[target]

@@ -21,6 +21,7 @@ The campaign depends on the member alone, so one campaign scores all of a member
 
 import hashlib
 import re
+import unicodedata
 from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import NamedTuple, Optional
@@ -31,7 +32,7 @@ from utils.rules import (
     CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN, NEWCOMER_MAX_EVENTS, RETURN_MIN_DAYS, is_newcomer,
     is_return_candidate,
 )
-from utils.sms import CAPS_ALLOWLIST, check_message, normalize_gsm
+from utils.sms import CAPS_ALLOWLIST, GSM7, check_message, normalize_gsm, sms_encoding, sms_segments
 
 #: Recorded as the record's `model`, and part of its fingerprint: bump it when the rules change.
 OFFLINE_ENGINE_VERSION = "offline-rules-v2"
@@ -675,8 +676,28 @@ def _candidates(campaign: str, start: int, values: dict, name: str, where: str, 
             yield FALLBACK_TEMPLATES[campaign].format(**fixed, where=place_part, proof=proof_part)
 
 
+def gsm_spelling(text: str) -> str:
+    """`text` with each letter outside GSM-7 written without its accent when that makes it GSM-7.
+
+    One such letter ("í" in "Lucía") turns a whole SMS into UCS-2 (70 characters a segment), and the
+    booking link alone takes 61. GSM letters ("é", "ñ", "ü") are kept; a letter with no GSM base ("ł") too.
+
+    Args:
+        text: A name, e.g. "Lucía".
+
+    Returns:
+        E.g. "Lucia".
+    """
+    def spelled(ch: str) -> str:
+        if sms_encoding(ch) == GSM7:
+            return ch
+        base = "".join(part for part in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(part))
+        return base if base and sms_encoding(base) == GSM7 else ch
+    return "".join(spelled(ch) for ch in text)
+
+
 def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone: tzinfo,
-                    first_name: str, link: str, max_chars: int = MAX_SMS_CHARS) -> str:
+                    first_name: str, link: str, max_chars: int = MAX_SMS_CHARS, max_segments: int = 3) -> str:
     """A template message for the match: the first candidate that passes check_message.
 
     Candidates, in order: each of the campaign's templates (starting at a member-specific one) with the
@@ -694,6 +715,10 @@ def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone:
         first_name: The name to greet; "" greets "there".
         link: The booking link step 5 appends after a space.
         max_chars: The most characters of the SMS, link included (179, or 160 for one segment).
+        max_segments: The most SMS segments (1 for `--max-segments 1`): sizes are counted in segments,
+            so a UCS-2 text gets 70 characters a segment, not 160. When no candidate greeting the member
+            by their name fits, the name is written with `gsm_spelling` ("Lucia" for "Lucía"); that
+            text fails the gate's first-name rule, so step 5 holds it as "needs_review" for a person.
 
     Returns:
         The message text without the link, already GSM-normalised and single-spaced, so step 5's
@@ -704,25 +729,36 @@ def offline_message(user: dict, event: dict, campaign: str, now: datetime, zone:
     if greeting.isupper():
         greeting = greeting.title()  # a first name is never an acronym: "ANN" and "MARY-ANN" shout too
     greeting = sms_text(greeting) or NO_NAME_GREETING
-    values = {
-        "first": greeting,
-        "when": describe_when(event, now, zone),
-        "proof": social_proof(event),
-        "seats": seats_phrase(event),
-    }
     name = sms_text(str(event.get("name") or "")) or "our next table"
     where = sms_text(str(event.get("neighborhood") or ""))
-    candidates = list(_candidates(campaign, _rotation(str(user.get("id", "")), len(TEMPLATES[campaign])),
-                                  values, name, where, personal_hook(user, event, campaign), link, max_chars))
-    # A candidate over the limit fails the length rule whatever else it does, and the full check is the
-    # slow part, so those are checked only when nothing shorter passes.
-    fitting = [text for text in candidates if len(text) + 1 + len(link) <= max_chars]
-    too_long = [text for text in candidates if len(text) + 1 + len(link) > max_chars]
+    rotation = _rotation(str(user.get("id", "")), len(TEMPLATES[campaign]))
+
+    def candidates_greeting(first: str) -> list[str]:
+        values = {"first": first, "when": describe_when(event, now, zone), "proof": social_proof(event),
+                  "seats": seats_phrase(event)}
+        return list(_candidates(campaign, rotation, values, name, where, personal_hook(user, event, campaign),
+                                link, max_chars))
+
+    def fits(text: str) -> bool:
+        sms = f"{text} {link}"
+        return len(sms) <= max_chars and sms_segments(sms) <= max_segments
+
+    candidates = candidates_greeting(greeting)
+    spelled = gsm_spelling(greeting)
+    if spelled != greeting and not any(fits(text) for text in candidates):
+        # The name as spelled cannot fit the segment budget: the GSM spelling is the closest text that can.
+        candidates = [text for text in candidates_greeting(spelled) if fits(text)] + candidates
+    # A candidate over the budget fails the length or segment rule whatever else it does, and the full
+    # check is the slow part, so those are checked only when nothing that fits passes.
+    fitting = [text for text in candidates if fits(text)]
+    too_long = [text for text in candidates if not fits(text)]
     best: Optional[tuple[int, str]] = None
     for text in fitting + too_long:
-        failures = check_message(f"{text} {link}", first_name=first_name, link=link, max_chars=max_chars)
+        failures = check_message(f"{text} {link}", first_name=first_name, link=link, max_chars=max_chars,
+                                 max_segments=max_segments)
         if not failures:
             return text
         if best is None or len(failures) < best[0]:
             best = (len(failures), text)
+    # On a tie, the first checked wins: a text within the budget (e.g. only its respelled name fails).
     return best[1]

@@ -6,6 +6,7 @@ the lower event index. A pair is granted when its member has no event yet and it
 result depends only on the inputs. See docs/5-match-message.md, "Assign", for why greedy and not exact.
 """
 
+import argparse
 import math
 from collections import Counter
 from typing import Iterable, Mapping, Optional
@@ -14,6 +15,27 @@ from utils.offline_engine import seats_left
 
 #: Invitations per free seat when `--invites-per-seat` is not given (reason in docs/5-match-message.md).
 DEFAULT_INVITES_PER_SEAT = 3.0
+
+
+def finite_non_negative(text: str) -> float:
+    """Argparse type of `--invites-per-seat` and `--max-cost`: a finite number, 0 or more.
+
+    Args:
+        text: The flag's value as typed.
+
+    Returns:
+        The number.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a number, "nan", "inf" or below 0 (argparse prints it, exit 2).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 0 or more, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number, 0 or more, got {text!r}")
+    return value
 
 
 def invitation_cap(event: dict, invites_per_seat: float) -> Optional[int]:
@@ -39,18 +61,37 @@ def invitation_caps(events: list[dict], invites_per_seat: float) -> dict[str, Op
     return {event["id"]: invitation_cap(event, invites_per_seat) for event in events}
 
 
+#: A `no_event` record's field naming the event of its uploaded invitation, whose Airtable row is left in place.
+STANDING_ROW_EVENT = "uploaded_event_id"
+
+
+def invitation_event_id(record: dict) -> Optional[str]:
+    """The event a saved record's invitation counts against, or None.
+
+    Args:
+        record: A saved record.
+
+    Returns:
+        Its `event_id`; for a `no_event` record, the event of the uploaded row it left standing in Airtable
+        (that row still invites the member), else None.
+    """
+    if record.get("status") == "no_event":
+        return record.get(STANDING_ROW_EVENT)
+    return record.get("event_id")
+
+
 def prior_invitations(records: Iterable[dict], held_invites: Mapping[str, int] = None) -> dict[str, int]:
     """Invitations that already exist outside this assignment, per event id.
 
     Args:
-        records: Finished records (approved or needs_review) of members who are not being assigned
-            now: uploaded rows, or rows a later run will upload.
-        held_invites: Rows the team holds, per event id (the team loop's seam; empty today).
+        records: Records of members who are not being assigned now: finished ones (uploaded rows, or rows
+            a later run will upload), and `no_event` ones whose uploaded row was left in Airtable.
+        held_invites: Rows the team holds, per event id.
 
     Returns:
         {event_id: count}.
     """
-    counts = Counter(record["event_id"] for record in records if record.get("event_id"))
+    counts = Counter(event_id for record in records if (event_id := invitation_event_id(record)))
     counts.update(held_invites or {})
     return dict(counts)
 

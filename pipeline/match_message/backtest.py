@@ -331,6 +331,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _lead_days(text: str) -> int:
+    """--lead-days: 1 to CATALOG_DAYS; a longer lead puts the attended event outside its own catalog."""
+    value = _positive_int(text)
+    if value > CATALOG_DAYS:
+        raise argparse.ArgumentTypeError(f"expected at most {CATALOG_DAYS} days (the catalog spans the "
+                                         f"{CATALOG_DAYS} days after t, and must hold the attended event), "
+                                         f"got {value}")
+    return value
+
+
 #: Flags of the live run that mean nothing to a backtest: (argparse dest, flag). Given with
 #: `--backtest`, they refuse the run, so nobody believes a backtest previewed, uploaded or selected.
 REFUSED_WITH_BACKTEST = (
@@ -355,9 +365,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-days", type=_positive_int, default=DEFAULT_WINDOW_DAYS, metavar="DAYS",
                         help=f"--backtest: cases are events started this many days before --now "
                              f"(default {DEFAULT_WINDOW_DAYS})")
-    parser.add_argument("--lead-days", type=_positive_int, default=DEFAULT_LEAD_DAYS, metavar="DAYS",
+    parser.add_argument("--lead-days", type=_lead_days, default=DEFAULT_LEAD_DAYS, metavar="DAYS",
                         help=f"--backtest: the matcher is asked this many days before each event "
-                             f"(default {DEFAULT_LEAD_DAYS})")
+                             f"(default {DEFAULT_LEAD_DAYS}, at most {CATALOG_DAYS}: the catalog's span)")
     parser.set_defaults(**{LIVE_RUN_DEFAULTS: {dest: parser.get_default(dest) for dest, _ in REFUSED_WITH_BACKTEST}})
 
 
@@ -377,15 +387,20 @@ def run_backtest(raw_users: list, raw_events: list, now: datetime, ranker: Ranke
             attributes `generator`, `model` and `cost_usd` (read after the run) go into the result.
         limit: At most this many cases, sampled deterministically from the eligible ones.
         window_days: How far back a case's event may be.
-        lead_days: t = event start - lead_days.
+        lead_days: t = event start - lead_days; 1 to CATALOG_DAYS, so the attended event is in its catalog.
         seed: Seed of the sampling.
         zone: Zone the profiles' dates are written in.
+
+    Raises:
+        ValueError: `lead_days` is outside 1 to CATALOG_DAYS.
 
     Returns:
         {"cases", "skipped", "skipped_by_reason", "hit_at_1", "hit_at_3", "mrr", "random_*",
         "popularity_*", "by_campaign": {campaign: the same metrics}, "generator", "model", "cost_usd",
         "now", "window_days", "lead_days", "limit", "seed", "eligible_cases", "mean_catalog_size"}.
     """
+    if not 1 <= lead_days <= CATALOG_DAYS:
+        raise ValueError(f"lead_days must be 1 to {CATALOG_DAYS} (the catalog's span), got {lead_days}")
     history = _prepare(raw_users, raw_events, now)
     skipped: Counter = Counter()
     groups: dict[int, _Group] = {}

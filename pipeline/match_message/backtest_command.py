@@ -195,8 +195,6 @@ def refuse_bad_combinations(args: argparse.Namespace) -> None:
         raise PipelineError(f"--workers must be at least 1, got {args.workers}")
     if args.limit is not None and args.limit < 1:
         raise PipelineError(f"--limit must be at least 1 case with --backtest, got {args.limit}")
-    if args.max_cost is not None and args.max_cost < 0:
-        raise PipelineError(f"--max-cost must be 0 or more (USD), got {args.max_cost}")
 
 
 def estimate_backtest(sizer: CaseCollector, model: str, log_dir) -> StageEstimate:

@@ -15,8 +15,8 @@ from typing import Any, Callable, Optional
 from pipeline.match_message.asking import SHORTLIST_SIZE, AnswerError, ClaudeAsker
 from pipeline.match_message.stages import digest
 from pipeline.match_message.texts import (
-    BOOKING_LINK, SMS_CHARS_UNDER, booking_link, finalize_message, first_name_of, gate, message_tail, sms_footer,
-    text_of,
+    BOOKING_LINK, ONE_SEGMENT_CHARS, SMS_CHARS_UNDER, booking_link, finalize_message, first_name_of, gate,
+    message_tail, sms_footer, text_of,
 )
 from utils import ai_prompt
 from utils.offline_engine import OFFLINE_ENGINE_VERSION, offline_message, offline_shortlist
@@ -211,8 +211,11 @@ class OfflineGenerator:
         """Phase 3a: the campaign's template filled with the member's name and the event's facts."""
         link = booking_link(event)
         # The footer goes with the link, so the template's length budget counts it too.
+        # Sized in segments as the gate counts them (texts.gate): one segment under --max-segments 1.
+        one_segment = self.chars_under <= ONE_SEGMENT_CHARS + 1
         text = offline_message(user, event, choice["campaign"], self.now, self.zone, first_name_of(user),
-                               message_tail(link), max_chars=self.chars_under - 1)
+                               message_tail(link), max_chars=self.chars_under - 1,
+                               max_segments=1 if one_segment else 3)
         return {"message": finalize_message(text, link),
                 "reasoning": "Offline template for the campaign, filled with the member's name and the event's facts.",
                 "confidence": choice["confidence"]}

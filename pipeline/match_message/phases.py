@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from pipeline.match_message.assignment import assign_events, invitation_caps, prior_invitations
+from pipeline.match_message.assignment import STANDING_ROW_EVENT, assign_events, invitation_caps, prior_invitations
 from pipeline.match_message.generators import GENERATION_ERRORS
 from pipeline.match_message.stages import (
     CAUSE_STALE_DAY, COMPLETE_STATUSES, is_day_bound, record_fingerprint, stage_cause, stage_entry, with_stage,
@@ -28,7 +28,7 @@ _UPLOAD_FIELDS = ("airtable_id", "uploaded", "upload_error", "uploaded_message_s
 #: The status of a member on the opt-out list: no message, and no invitation counted.
 OPTED_OUT = "opted_out"
 #: Fields of an earlier outcome that a new finished record drops.
-_STALE_FIELDS = ("error", "failed_stage", "regeneration_error")
+_STALE_FIELDS = ("error", "failed_stage", "regeneration_error", STANDING_ROW_EVENT)
 
 
 @dataclass
@@ -183,7 +183,7 @@ class Phases:
                 shortlists[user["id"]] = choices
         others = [record for user_id, record in self.store.snapshot().items()
                   if user_id not in shortlists and user_id not in self.options.held
-                  and record.get("status") in COMPLETE_STATUSES]
+                  and record.get("status") in (*COMPLETE_STATUSES, "no_event")]
         outcome.prior = prior_invitations(others, self.options.held_invites)
         outcome.caps = invitation_caps(self.events, self.options.invites_per_seat)
         uploaded = {user_id: record.get("event_id") for user_id in shortlists
@@ -213,12 +213,16 @@ class Phases:
         record = self._record_of(user)
         if record.get("status") == "no_event":
             return
+        standing = {}
         if record.get("uploaded") and record.get("status") in COMPLETE_STATUSES:
             self.logger.warning("member %s had an uploaded invitation for event %s and now gets no event; its "
-                                "Airtable row is left as it is", user["id"], record.get("event_id"))
+                                "Airtable row is left as it is and still counts against that event's cap",
+                                user["id"], record.get("event_id"))
+            # The row still invites the member: later runs count it (docs/5-match-message.md, "No event").
+            standing = {STANDING_ROW_EVENT: record.get("event_id")}
         kept = {key: record[key] for key in ("stages", "airtable_id", "uploaded", "uploaded_message_sha256")
                 if key in record}
-        self.store.put({**self.base_fields(user), **kept, "status": "no_event"})
+        self.store.put({**self.base_fields(user), **kept, **standing, "status": "no_event"})
 
     def _save_opted_out(self, user: dict, kind: str) -> None:
         """Save `opted_out`: no message; a row the pipeline uploaded gets Status opted_out and no text."""

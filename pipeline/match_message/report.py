@@ -101,10 +101,10 @@ def report_rows(counts: dict, outcome: RunOutcome, generator, uploader: Optional
 
 
 def sms_rows(made: list[dict], chars_under: Optional[int]) -> list[tuple[str, Any]]:
-    """The segment mix of the finished messages and the SMS cost at this run's budget and at the other one.
+    """The segment mix of the finished messages and the SMS cost at this run's budget (from their real segments).
 
-    The other budget's cost is what the same members would cost there: 1 segment each under
-    --max-segments 1, and this run's mix (at most 2 segments) under the seed's rule.
+    At the seed's budget, one more row estimates the same members at --max-segments 1 as 1 segment each:
+    those messages are not written, so their real segments are unknown (a name outside GSM-7 may cost more).
     """
     price = sms_price_per_segment()
     segments = Counter(record["sms_segments"] for record in made if "sms_segments" in record)
@@ -115,7 +115,8 @@ def sms_rows(made: list[dict], chars_under: Optional[int]) -> list[tuple[str, An
     budget = "1 segment (--max-segments 1)" if one_segment else "under 180 characters"
     rows += [("SMS budget of this run", budget), ("estimated SMS cost (USD)", f"{total * price:.2f}")]
     if not one_segment:
-        rows.append(("  the same members at --max-segments 1 (USD)", f"{sum(segments.values()) * price:.2f}"))
+        rows.append(("  estimate: the same members at --max-segments 1, 1 segment each (USD)",
+                     f"{sum(segments.values()) * price:.2f}"))
     return rows
 
 
@@ -149,11 +150,14 @@ def invitation_rows(outcome: RunOutcome, events: list[dict]) -> list[str]:
 
 
 def over_cap_events(outcome: RunOutcome) -> list[str]:
-    """Event ids whose invitations (earlier + this run) exceed their cap: always empty unless a bug."""
-    used = Counter(outcome.prior)
-    used.update(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
-    return [event_id for event_id, count in used.items()
-            if outcome.caps.get(event_id) is not None and count > outcome.caps[event_id]]
+    """Event ids to which this run gave more invitations than the room its cap left: always empty unless a bug.
+
+    Earlier invitations alone may exceed a cap that shrank since (seats were booked): that is normal,
+    and this run then adds none there. Only invitations beyond `max(0, cap - earlier)` are flagged.
+    """
+    added = Counter(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
+    return [event_id for event_id, count in added.items() if outcome.caps.get(event_id) is not None
+            and count > max(0, outcome.caps[event_id] - outcome.prior.get(event_id, 0))]
 
 
 def sample_messages(records: list[dict], count: int = 3) -> list[str]:
