@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from utils.people import is_number
+
 # Our record field -> Airtable column. Several of our names may feed one column (see REASONING_*).
 MESSAGES_FIELD_MAPPING: dict[str, str] = {
     "user_id": "User ID",
@@ -140,7 +142,7 @@ def _text_cell(value: Any) -> Any:
         return json.dumps(value, ensure_ascii=False, indent=2)
     if isinstance(value, (list, tuple)):
         return "\n".join(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         return str(value)
     return value
 

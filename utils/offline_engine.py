@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import NamedTuple, Optional
 
 from utils.dates import parse_iso_date
-from utils.people import MONTH_NAMES, WEEKDAY_NAMES, text_list
+from utils.people import MONTH_NAMES, WEEKDAY_NAMES, is_number, text_list
 from utils.rules import (
     CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN, NEWCOMER_MAX_EVENTS, RETURN_MIN_DAYS, is_newcomer,
     is_return_candidate,
@@ -253,7 +253,7 @@ def fill_ratio(event: dict) -> Optional[float]:
     """participant_count / maxParticipants, or None when either is unknown or the capacity is not positive."""
     capacity = event.get("maxParticipants")
     count = event.get("participant_count")
-    if not _is_number(capacity) or capacity <= 0 or not _is_number(count):
+    if not is_number(capacity) or capacity <= 0 or not is_number(count):
         return None
     return count / capacity
 
@@ -262,13 +262,10 @@ def seats_left(event: dict) -> Optional[int]:
     """Whole seats still free (never negative), or None when the capacity or count is unknown."""
     capacity = event.get("maxParticipants")
     count = event.get("participant_count")
-    if not _is_number(capacity) or capacity <= 0 or not _is_number(count):
+    if not is_number(capacity) or capacity <= 0 or not is_number(count):
         return None
     return max(int(capacity) - int(count), 0)
 
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def dietary_conflicts(user: dict, event: dict) -> list[tuple[str, str]]:
@@ -365,7 +362,7 @@ def score_event(user: dict, event: dict, campaign: str, now: datetime) -> tuple[
     if friends:
         parts.append((min(FRIEND_POINTS * len(friends), FRIEND_MAX_POINTS), f"friends going: {', '.join(friends)}"))
     going = event.get("participant_count")
-    if _is_number(going) and going > 0:
+    if is_number(going) and going > 0:
         parts.append((round(min(POPULARITY_POINTS * going, POPULARITY_MAX_POINTS), 1),
                       f"{_plural(int(going), 'guest')} going"))
     start = parse_iso_date(event.get("startDate"))

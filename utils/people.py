@@ -75,6 +75,11 @@ def normalize_email(value: Any) -> Optional[str]:
     return email or None
 
 
+def is_number(value: Any) -> bool:
+    """True for an int or float that is not a bool (JSON's true/false are no counts)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def as_id(value: Any) -> Optional[str]:
     """An identifier as a comparable string.
 

@@ -15,6 +15,7 @@ from pipeline.match_message.texts import text_of
 from utils import ai_prompt
 from utils.claude_usage import UsageTotals
 from utils.json_answer import parse_json_response
+from utils.people import is_number
 from utils.rules import CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN
 from utils.throttle import AdaptiveLimiter
 
@@ -68,13 +69,10 @@ class AnswerError(Exception):
     """The model's answer stayed invalid after one corrective retry; the member is marked failed."""
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
 
 def _validate_confidence(answer: dict) -> list[str]:
     confidence = answer.get("confidence")
-    if _is_number(confidence) and 0 <= confidence <= 100:
+    if is_number(confidence) and 0 <= confidence <= 100:
         return []
     return [f"confidence must be a number from 0 to 100, got {confidence!r}"]
 
@@ -128,7 +126,7 @@ def validate_quality(answer: Any) -> list[str]:
     if not isinstance(answer, dict):
         return ["the answer must be a JSON object"]
     problems = []
-    if not (_is_number(answer.get("quality_score")) and 0 <= answer["quality_score"] <= 100):
+    if not (is_number(answer.get("quality_score")) and 0 <= answer["quality_score"] <= 100):
         problems.append(f"quality_score must be a number from 0 to 100, got {answer.get('quality_score')!r}")
     if not isinstance(answer.get("approved"), bool):
         problems.append(f"approved must be true or false, got {answer.get('approved')!r}")

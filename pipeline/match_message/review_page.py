@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Optional
 from pipeline.match_message.costs import segment_mix, sms_price_per_segment
 from utils.dates import parse_iso_date
 from utils.offline_engine import seats_left
-from utils.people import format_day, format_time, weekday_name
+from utils.people import format_day, format_time, is_number, weekday_name
 from utils.sms import sms_encoding, sms_segments
 
 # Rows are shown in this status order (input order within a status); unknown statuses come last.
@@ -113,7 +113,7 @@ def _text(value: Any) -> str:
     """A record value as plain text: strings as they are, numbers as text, anything else "" ."""
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         return str(value)
     return ""
 
