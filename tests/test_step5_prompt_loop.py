@@ -182,7 +182,9 @@ def test_dry_run_calls_nothing_writes_nothing_and_estimates_the_run(data_dir, mo
     capsys.readouterr()
     assert step5.main(_args(data_dir, "--dry-run")) == 0
 
-    assert len(anthropic_fake.message_bodies) == calls and airtable_fake.requests == []
+    assert len(anthropic_fake.message_bodies) == calls
+    # The run would upload, so the plan reads the team's rows like the real run: reads only.
+    assert airtable_fake.requests and {request.method for request in airtable_fake.requests} == {"GET"}
     assert _listing(data_dir) == before
     text = capsys.readouterr().out
     assert "to match: 12 (new member: 12)" in text and "up to date: 0" in text
@@ -196,6 +198,24 @@ def test_dry_run_calls_nothing_writes_nothing_and_estimates_the_run(data_dir, mo
     actual = _cost_in_call_log(logs)
     assert actual > 0
     assert abs(estimate - actual) <= ESTIMATE_TOLERANCE * actual, (estimate, actual)
+
+
+def test_dry_run_counts_the_members_the_team_holds(data_dir, model, anthropic_fake, airtable_fake, capsys):
+    assert step5.main(_args(data_dir)) == 0
+    uploaded = sorted(row["User ID"] for row in airtable_fake.rows())
+    airtable_fake.team_set_send_status(uploaded[0], "Sent")
+    airtable_fake.team_edit_message(uploaded[1], "Hi! Edited by the team.")
+    rows_before, calls = airtable_fake.snapshot(), len(anthropic_fake.message_bodies)
+    capsys.readouterr()
+
+    assert step5.main(_args(data_dir, "--dry-run", "--fresh")) == 0
+
+    text = capsys.readouterr().out
+    assert re.search(r"\bheld: 2\b", text), text
+    assert airtable_fake.snapshot() == rows_before and len(anthropic_fake.message_bodies) == calls
+    capsys.readouterr()
+    assert step5.main(_args(data_dir, "--dry-run", "--fresh", "--no-upload")) == 0
+    assert re.search(r"\bheld: 0\b", capsys.readouterr().out)
 
 
 def _dry_run_after_an_edit(data_dir, monkeypatch, capsys, prompt: str, addition: str) -> str:

@@ -109,9 +109,19 @@ def _claude_cost_line(generator) -> str:
 # --- --dry-run -----------------------------------------------------------------------------------
 
 def dry_run(session: Session, selected: list[dict]) -> int:
-    """--dry-run: print the plan per stage and the estimated Claude and SMS cost; nothing is called or written."""
+    """--dry-run: print the plan per stage and the estimated Claude and SMS cost; nothing is called or written.
+
+    A run that would upload reads the team's rows first (the same pre-flight and reads as the real run,
+    no write), so the plan's "held" is what the real run will hold.
+    """
     saved = saved_records(session.run.data_dir)
-    plan, estimates = session.estimate(selected, saved.get, upload=session.upload)
+    held = {}
+    if session.upload:
+        preflight = check_airtable(session.run.logger)
+        held = read_team_rows([user["id"] for user in selected], saved,
+                              send_status_exists=preflight.send_status_exists,
+                              recreate_deleted=session.args.recreate_deleted, logger=session.run.logger).held
+    plan, estimates = session.estimate(selected, saved.get, upload=session.upload, held=held)
     averages = call_log_averages(session.run.log_dir)
     for line in plan_lines(plan, estimates, session.generator.chars_under, session.generator.model, averages):
         session.run.logger.info(line)
