@@ -550,7 +550,8 @@ def test_one_client_is_reused_and_follows_the_base_url(anthropic_fake, monkeypat
 
 
 def test_concurrent_calls_share_one_client(anthropic_fake):
-    anthropic_fake.latency = 0.2
+    # A whole second per answer, so that on a loaded 2-core machine the 12 threads still overlap.
+    anthropic_fake.latency = 1.0
     anthropic_fake.responder = lambda body: {"echo": body["messages"][0]["content"]}
     totals = UsageTotals()
     results: dict[int, str] = {}
