@@ -220,16 +220,9 @@ def build_cases(raw_events: list, now: datetime, window_days: int = DEFAULT_WIND
 
 def _cases(history: _History, now: datetime, window_days: int) -> list[Case]:
     since = now - timedelta(days=window_days)
-    order = sorted(range(len(history.events)), key=lambda i: (history.starts[i], i))
-    cases = []
-    for index in order:
-        event = history.events[index]
-        if not since <= history.starts[index] < now:
-            continue
-        if event.get("type") != "public" or event.get("eventStatus") == "canceled":
-            continue
-        cases.extend(Case(index, email) for email in _attendees(event))
-    return cases
+    # history.offerable is already sorted by (start, index) and holds only step 2's public, not-canceled events.
+    return [Case(index, email) for index in history.offerable if since <= history.starts[index] < now
+            for email in _attendees(history.events[index])]
 
 
 def without_member(event: dict, email: str, hosted_by_member: bool = False) -> dict:
