@@ -6,7 +6,6 @@ left unfinished, 3 stopped at --max-cost (every finished member kept).
 """
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -16,7 +15,9 @@ from pipeline.match_message.costs import cache_savings_usd, call_log_averages
 from pipeline.match_message.phases import Phases, RunOptions, RunOutcome
 from pipeline.match_message.planning import check_max_cost, estimate_run, plan_lines
 from pipeline.match_message.preview import MemoryStore, comparison_lines, sample_members
-from pipeline.match_message.report import invitation_rows, over_cap_events, report_rows, sample_messages
+from pipeline.match_message.report import (
+    invitation_rows, invitation_totals, over_cap_events, report_rows, sample_messages,
+)
 from pipeline.match_message.review_page import event_facts, render_review_page
 from pipeline.match_message.team_loop import hold_log_lines
 from pipeline.match_message.team_rows import (
@@ -69,13 +70,6 @@ def saved_records(data_dir: Path) -> dict[str, dict]:
         return {}
     records, _ = split_objects(load_json_list(path, what="processed messages"))
     return {record["user_id"]: record for record in records if isinstance(record.get("user_id"), str)}
-
-
-def invitation_totals(outcome: RunOutcome) -> Counter:
-    """Invitations per event id after the run: the earlier ones (saved and held) plus this run's assignment."""
-    totals = Counter(outcome.prior)
-    totals.update(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
-    return totals
 
 
 def write_review(session: Session, records: list[dict], previous: Optional[list[dict]], title: str,
