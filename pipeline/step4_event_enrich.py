@@ -25,7 +25,7 @@ from utils.log import log_stats_table  # noqa: E402
 from utils.paths import ENRICHED_EVENTS_FILE, QUALIFIED_EVENTS_FILE, USERS_FILE, processed_path, raw_path  # noqa: E402
 from utils.people import (  # noqa: E402
     clean_text, format_day, format_time, full_name, host_name, index_users_by_email, index_users_by_id,
-    join_words, load_all_users, load_qualified_events, normalize_email, record_id, strip_invisible, text_list,
+    join_words, load_all_users, load_qualified_events, normalize_email_text, record_id, strip_invisible, text_list,
     weekday_name,
 )
 
@@ -89,7 +89,7 @@ def match_participants(participants: Any, users_by_email: dict[str, dict]) -> tu
     matched: dict[str, dict] = {}
     unmatched = 0
     for value in participants:
-        email = normalize_email(value)
+        email = normalize_email_text(value)
         user = users_by_email.get(email) if email is not None else None
         if user is None:
             unmatched += 1
