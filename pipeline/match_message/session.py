@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from pipeline.match_message.asking import BudgetReached
-from pipeline.match_message.costs import cache_savings_usd, call_log_averages
+from pipeline.match_message.costs import cache_savings_usd, call_log_averages, format_usd
 from pipeline.match_message.phases import Phases, RunOptions, RunOutcome
 from pipeline.match_message.planning import check_max_cost, estimate_run, plan_lines
 from pipeline.match_message.preview import MemoryStore, comparison_lines, sample_members
@@ -98,7 +98,7 @@ def write_review(session: Session, records: list[dict], previous: Optional[list[
 
 def _claude_cost_line(generator) -> str:
     cost = generator.ask.usage.cost_usd(generator.model) if generator.name == "claude" else 0.0
-    return "n/a (no price for the model)" if cost is None else f"${cost:.4f}"
+    return format_usd(cost)
 
 
 def team_rows_after_preflight(session: Session, selected: list[dict], saved: Mapping[str, Mapping],
