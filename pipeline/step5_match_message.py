@@ -263,8 +263,8 @@ def with_id_and_summary(records: list[dict]) -> tuple[list[dict], int]:
 
 def _visible_text(record: dict) -> dict:
     """The record with its name, first name and summary cleaned (`clean_text`), when they are text."""
-    cleaned = {key: text_of(record[key]) for key in ("name", "first_name", "summary")
-               if isinstance(record.get(key), str) and text_of(record[key]) != record[key]}
+    cleaned = {key: clean for key in ("name", "first_name", "summary")
+               if isinstance(record.get(key), str) and (clean := text_of(record[key])) != record[key]}
     return {**record, **cleaned} if cleaned else record
 
 
@@ -273,7 +273,7 @@ def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Option
     """Apply --user-id and --email (keep only those, in input order) and then --limit (the first N)."""
     if user_ids or emails:
         wanted = set(user_ids or ())
-        wanted_emails = {normalize_email_text(email) for email in emails or ()} - {None, ""}
+        wanted_emails = {normalize_email_text(email) for email in emails or ()} - {None}
         users = [user for user in users
                  if user["id"] in wanted or normalize_email_text(text_of(user.get("email"))) in wanted_emails]
     if limit is not None:
