@@ -18,7 +18,7 @@ from datetime import datetime, timezone  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 from utils.cli import build_arg_parser, start_step, step_main  # noqa: E402
-from utils.contacts import MATCH_EMAIL, MATCH_PHONE, OptOuts, load_opt_outs, normalize_email, normalize_phone  # noqa: E402
+from utils.contacts import MATCH_EMAIL, MATCH_PHONE, OptOuts, load_opt_outs, normalize_email_address, normalize_phone  # noqa: E402
 from utils.dates import parse_iso_date  # noqa: E402
 from utils.jsonio import (  # noqa: E402
     input_repair_rows, load_json_list, normalize_extended_json, save_json_atomic, split_objects,
@@ -143,7 +143,7 @@ def collect_message_history(messages: list) -> tuple[MessageHistory, Counter]:
                 history.ids.add(ident)
                 has_id = True
         for key in MESSAGE_EMAIL_FIELDS:
-            email = normalize_email(message.get(key))
+            email = normalize_email_address(message.get(key))
             if email is not None:
                 history.emails.add(email)
                 has_contact = True
@@ -161,7 +161,7 @@ def history_match(user: dict, history: MessageHistory) -> Optional[str]:
     """How the history reached a user (`id`, `email` or `phone`, checked in that order), or None."""
     if as_identifier(user.get("id")) in history.ids or as_identifier(user.get("_id")) in history.ids:
         return MATCH_ID
-    if normalize_email(user.get("email")) in history.emails:
+    if normalize_email_address(user.get("email")) in history.emails:
         return MATCH_EMAIL
     if normalize_phone(user.get("phone")) in history.phones:
         return MATCH_PHONE

@@ -22,6 +22,7 @@ from utils.jsonio import (  # noqa: E402
 )
 from utils.log import log_stats_table  # noqa: E402
 from utils.paths import EVENTS_FILE, QUALIFIED_EVENTS_FILE, processed_path, raw_path  # noqa: E402
+from utils.people import is_number  # noqa: E402
 
 STEP_NAME = "event_selection"
 STATS_TITLE = "Step 2: event selection"
@@ -85,7 +86,7 @@ def read_max_participants(value: Any) -> Optional[float]:
     """`maxParticipants` as a number, or None unless it is a finite JSON number (a bool or "10" is not)."""
     if isinstance(value, dict):
         value = normalize_extended_json(value)  # {"$numberInt": "10"} when not loaded by load_events
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
     try:
         # json.load accepts NaN and Infinity; `n >= NaN` is always False, which would read as "free seats".

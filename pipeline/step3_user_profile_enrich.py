@@ -27,7 +27,7 @@ from utils.paths import (  # noqa: E402
 )
 from utils.people import (  # noqa: E402
     article, clean_text, days_ago, first_name, format_day, full_name, host_name, index_users_by_email,
-    index_users_by_id, join_words, load_all_users, load_qualified_events, normalize_email, plural,
+    index_users_by_id, join_words, load_all_users, load_qualified_events, normalize_email_text, plural,
     record_id, strip_invisible, text_list,
 )
 
@@ -131,7 +131,7 @@ def index_past_events(events: list[dict], users_by_id: dict[str, dict], now: dat
             continue
         participants = event.get("participants")
         emails = tuple(dict.fromkeys(
-            email for email in map(normalize_email, participants) if email is not None
+            email for email in map(normalize_email_text, participants) if email is not None
         )) if isinstance(participants, list) else ()
         host = host_name(event.get("ownerId"), users_by_id)
         counts["unknown_host"] += host is None
@@ -158,7 +158,7 @@ def index_invitations(qualified_events: list[dict]) -> dict[str, list[str]]:
         invited = event.get("invitedParticipants")
         if name is None or not isinstance(invited, list):
             continue
-        for email in dict.fromkeys(map(normalize_email, invited)):
+        for email in dict.fromkeys(map(normalize_email_text, invited)):
             if email is not None:
                 by_email.setdefault(email, []).append(name)
     return by_email
@@ -166,7 +166,7 @@ def index_invitations(qualified_events: list[dict]) -> dict[str, list[str]]:
 
 def associate_user_events(email: Optional[str], past_events_by_email: dict[str, list[PastEvent]]) -> list[PastEvent]:
     """The user's history: past events listing `email` among participants, newest first."""
-    return past_events_by_email.get(normalize_email(email), []) if email else []
+    return past_events_by_email.get(normalize_email_text(email), []) if email else []
 
 
 def extract_event_hosts(history: list[PastEvent]) -> list[str]:
@@ -404,7 +404,7 @@ def enrich_users(raw_qualified_users: list, raw_events: list, raw_users: list, r
     no_email = 0
     out_of_range: Counter = Counter()
     for user in qualified:
-        email = normalize_email(user.get("email"))
+        email = normalize_email_text(user.get("email"))
         if email is None:
             no_email += 1
             continue

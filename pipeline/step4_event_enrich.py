@@ -24,8 +24,8 @@ from utils.jsonio import input_repair_rows, save_json_atomic, split_objects  # n
 from utils.log import log_stats_table  # noqa: E402
 from utils.paths import ENRICHED_EVENTS_FILE, QUALIFIED_EVENTS_FILE, USERS_FILE, processed_path, raw_path  # noqa: E402
 from utils.people import (  # noqa: E402
-    clean_text, format_day, format_time, full_name, host_name, index_users_by_email, index_users_by_id,
-    join_words, load_all_users, load_qualified_events, normalize_email, record_id, strip_invisible, text_list,
+    clean_text, format_day, format_time, full_name, host_name, index_users_by_email, index_users_by_id, is_number,
+    join_words, load_all_users, load_qualified_events, normalize_email_text, record_id, strip_invisible, text_list,
     weekday_name,
 )
 
@@ -89,7 +89,7 @@ def match_participants(participants: Any, users_by_email: dict[str, dict]) -> tu
     matched: dict[str, dict] = {}
     unmatched = 0
     for value in participants:
-        email = normalize_email(value)
+        email = normalize_email_text(value)
         user = users_by_email.get(email) if email is not None else None
         if user is None:
             unmatched += 1
@@ -127,7 +127,7 @@ def calculate_average_age(participant_users: list[dict], now: datetime) -> Optio
 
 def _capacity(value: Any) -> Optional[int | float]:
     """`maxParticipants` when it is a number, else None (also for a whole number beyond any float)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
     try:
         return int(value) if float(value).is_integer() else value

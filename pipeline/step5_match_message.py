@@ -187,7 +187,7 @@ from utils.errors import PipelineError  # noqa: E402
 from utils.prompt_template import check_prompt, fill_prompt  # noqa: E402
 from utils.jsonio import input_repair_rows, load_json_list, split_objects  # noqa: E402
 from utils.paths import ENRICHED_EVENTS_FILE, ENRICHED_USERS_FILE, USERS_FILE, processed_path, raw_path  # noqa: E402
-from utils.people import format_day, load_all_users, normalize_email, weekday_name  # noqa: E402
+from utils.people import format_day, load_all_users, normalize_email_text, weekday_name  # noqa: E402
 from utils.rules import (  # noqa: E402
     CAMPAIGN_FILL_TABLE, CAMPAIGN_NEWCOMER, CAMPAIGN_RETURN, DORMANT_AFTER_DAYS, NEWCOMER_MAX_EVENTS,
     NEWCOMER_PREFERRED_FILL, RETURN_MIN_DAYS, RETURN_PREFERRED_FILL,
@@ -243,7 +243,7 @@ def create_phone_lookup(raw_users: list) -> dict[str, str]:
     for user in raw_users:
         if not isinstance(user, dict):
             continue
-        email = normalize_email(user.get("email"))
+        email = normalize_email_text(user.get("email"))
         phone = user.get("phone")
         if email and isinstance(phone, str) and phone.strip() and email not in lookup:
             lookup[email] = phone.strip()
@@ -263,8 +263,8 @@ def with_id_and_summary(records: list[dict]) -> tuple[list[dict], int]:
 
 def _visible_text(record: dict) -> dict:
     """The record with its name, first name and summary cleaned (`clean_text`), when they are text."""
-    cleaned = {key: text_of(record[key]) for key in ("name", "first_name", "summary")
-               if isinstance(record.get(key), str) and text_of(record[key]) != record[key]}
+    cleaned = {key: clean for key in ("name", "first_name", "summary")
+               if isinstance(record.get(key), str) and (clean := text_of(record[key])) != record[key]}
     return {**record, **cleaned} if cleaned else record
 
 
@@ -273,9 +273,9 @@ def select_users(users: list[dict], user_ids: Optional[list[str]], limit: Option
     """Apply --user-id and --email (keep only those, in input order) and then --limit (the first N)."""
     if user_ids or emails:
         wanted = set(user_ids or ())
-        wanted_emails = {normalize_email(email) for email in emails or ()} - {None, ""}
+        wanted_emails = {normalize_email_text(email) for email in emails or ()} - {None}
         users = [user for user in users
-                 if user["id"] in wanted or normalize_email(text_of(user.get("email"))) in wanted_emails]
+                 if user["id"] in wanted or normalize_email_text(text_of(user.get("email"))) in wanted_emails]
     if limit is not None:
         users = users[:limit]
     return users
@@ -286,7 +286,7 @@ def base_record(user: dict, phone_lookup: dict[str, str], generator: str, model:
     email = text_of(user.get("email"))
     return {
         "user_id": user["id"], "user_name": text_of(user.get("name")), "user_email": email,
-        "user_phone": phone_lookup.get(normalize_email(email) or "", ""), "user_summary": user["summary"],
+        "user_phone": phone_lookup.get(normalize_email_text(email) or "", ""), "user_summary": user["summary"],
         "generator": generator, "model": model,
     }
 

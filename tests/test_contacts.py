@@ -5,7 +5,7 @@ import json
 import pytest
 
 from utils.contacts import (
-    MATCH_EMAIL, MATCH_PHONE, OptOuts, load_opt_outs, normalize_email, normalize_phone, read_opt_outs,
+    MATCH_EMAIL, MATCH_PHONE, OptOuts, load_opt_outs, normalize_email_address, normalize_phone, read_opt_outs,
 )
 from utils.errors import PipelineError
 
@@ -19,8 +19,8 @@ from utils.errors import PipelineError
     ("", None), ("   ", None), ("n/a", None), ("@example.com", None), ("ann@", None),
     ("ann @example.com", None), (None, None), (42, None), (["ann@example.com"], None),
 ])
-def test_normalize_email(value, expected):
-    assert normalize_email(value) == expected
+def test_normalize_email_address_keeps_only_address_shaped_text(value, expected):
+    assert normalize_email_address(value) == expected
 
 
 # --- phones --------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 

@@ -14,10 +14,10 @@ UTC = ZoneInfo("UTC")
 
 @pytest.mark.parametrize("value, expected", [
     ("  Maya.Chen@Example.COM ", "maya.chen@example.com"), ("a@b.c", "a@b.c"), ("   ", None), ("", None),
-    (None, None), (42, None), (["a@b.c"], None),
+    (None, None), (42, None), (["a@b.c"], None), ("n/a", "n/a"), ("Ann @x", "ann @x"),
 ])
-def test_normalize_email(value, expected):
-    assert people.normalize_email(value) == expected
+def test_normalize_email_text_keeps_any_non_blank_text(value, expected):
+    assert people.normalize_email_text(value) == expected
 
 
 @pytest.mark.parametrize("value, expected", [(" u1 ", "u1"), (7, "7"), ("", None), (True, None), (None, None),

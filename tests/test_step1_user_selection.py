@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import step1_user_selection as step1
-from utils.contacts import OptOuts, normalize_email, normalize_phone, read_opt_outs
+from utils.contacts import OptOuts, normalize_email_address, normalize_phone, read_opt_outs
 from utils.dates import parse_now
 from utils.log import format_stats_table
 from utils.paths import PROJ_ROOT
@@ -747,14 +747,14 @@ def test_generated_data_invariants(generated, monkeypatch):
     assert sum(stats[label] for label in removed) + stats["qualified users"] == stats["users loaded"]
 
     # Nobody the history reached by email or phone qualifies, and no two qualified users share a phone.
-    history_emails = {normalize_email(m.get(k)) for m in loaded_messages if isinstance(m, dict)
+    history_emails = {normalize_email_address(m.get(k)) for m in loaded_messages if isinstance(m, dict)
                       for k in ("user_email", "email")}
     history_phones = {normalize_phone(m.get(k)) for m in loaded_messages if isinstance(m, dict)
                       for k in ("user_phone", "phone", "to")}
     phones = [normalize_phone(user["phone"]) for user in qualified]
     assert None not in phones and len(set(phones)) == len(phones)
     assert not set(phones) & history_phones
-    assert not {normalize_email(user["email"]) for user in qualified} & history_emails
+    assert not {normalize_email_address(user["email"]) for user in qualified} & history_emails
     per_field = [stats[f"  missing {field}"] for field in step1.REQUIRED_FIELDS]
     assert max(per_field) <= stats["users filtered by missing fields"] <= sum(per_field)
     assert stats["qualified users"] == len(qualified)

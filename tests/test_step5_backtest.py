@@ -17,7 +17,7 @@ from pipeline.match_message.backtest import REFUSED_WITH_BACKTEST
 from pipeline.match_message.backtest_command import comparison_note, refuse_bad_combinations
 from tests.fakes.anthropic_server import Reply
 from utils.dates import parse_iso_date
-from utils.people import full_name, normalize_email
+from utils.people import full_name, normalize_email_text
 from utils.sample_data import generate_dataset, write_dataset
 
 NOW = datetime(2026, 1, 15, tzinfo=timezone.utc)
@@ -257,19 +257,19 @@ def test_no_leakage_in_any_prompt_the_fake_received(tmp_path, small, anthropic_f
     case_of = {profile["summary"]: (profile, catalog, t) for profile, catalog, t in recorder.cases}
     assert len(case_of) == 25
 
-    names = {normalize_email(user.get("email")): full_name(user) for user in small["users"]
-             if isinstance(user, dict) and normalize_email(user.get("email"))}
+    names = {normalize_email_text(user.get("email")): full_name(user) for user in small["users"]
+             if isinstance(user, dict) and normalize_email_text(user.get("email"))}
     attended: dict[str, list[tuple[datetime, str]]] = {}
     for event in small["events"]:
         start = parse_iso_date(event.get("startDate")) if isinstance(event, dict) else None
         if start is not None:
-            for email in {normalize_email(entry) for entry in event.get("participants") or []} - {None}:
+            for email in {normalize_email_text(entry) for entry in event.get("participants") or []} - {None}:
                 attended.setdefault(email, []).append((start, event.get("name")))
     others_shown = later_checked = 0
     for body in bodies:
         system, user = _system_text(body), _user_text(body)
         profile, _catalog, t = case_of[user.split("\n", 1)[1].split("\n\nRank up to", 1)[0]]
-        email, name = normalize_email(profile["email"]), profile["name"]
+        email, name = normalize_email_text(profile["email"]), profile["name"]
         assert f"Today is {step5.today_text(t, ZONE)}." in system   # the case's moment, not --now
         assert email not in system.lower() and email not in user.lower()
         assert name not in system                         # not a guest, host or invitee of any candidate

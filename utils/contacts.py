@@ -31,8 +31,11 @@ MATCH_PHONE = "phone"
 MATCH_EMAIL = "email"
 
 
-def normalize_email(value: Any) -> Optional[str]:
-    """An email address as a comparable key.
+def normalize_email_address(value: Any) -> Optional[str]:
+    """An email address as a comparable key; None for text not shaped like an address.
+
+    Strict, unlike `utils.people.normalize_email_text` (any non-blank text): an opt-out or a sent
+    message must never match a member through a placeholder.
 
     Args:
         value: The address as typed, e.g. `" Ana@Example.COM "`.
@@ -44,13 +47,13 @@ def normalize_email(value: Any) -> Optional[str]:
     """
     if type(value) is not str:  # noqa: E721 - exactly str: the cache needs a hashable value
         return None
-    return _normalized_email_text(value)
+    return _normalized_address(value)
 
 
 # Cached: step 1 looks up the same member's email for several rules, over 100,000s of members.
 @functools.lru_cache(maxsize=1 << 18)
-def _normalized_email_text(value: str) -> Optional[str]:
-    """`normalize_email` for text."""
+def _normalized_address(value: str) -> Optional[str]:
+    """`normalize_email_address` for text."""
     email = value.strip().lower()
     local, at, domain = email.partition("@")
     # isprintable is False for tabs, newlines and other control characters; spaces are checked apart.
@@ -147,7 +150,7 @@ class OptOuts:
 
         Args:
             phone: An E.164 phone (from `normalize_phone`) or None.
-            email: A normalised email (from `normalize_email`) or None.
+            email: A normalised email (from `normalize_email_address`) or None.
 
         Returns:
             `MATCH_PHONE` when the phone opted out (checked first: texts go to phones), else
@@ -168,14 +171,14 @@ class OptOuts:
         Returns:
             `MATCH_PHONE`, `MATCH_EMAIL` or None (see `match_contact`).
         """
-        return self.match_contact(normalize_phone(person.get("phone")), normalize_email(person.get("email")))
+        return self.match_contact(normalize_phone(person.get("phone")), normalize_email_address(person.get("email")))
 
 
 def _opt_out_contacts(entry: Any) -> tuple[Optional[str], Optional[str], Optional[str]]:
     """The (phone, email) of one opt-out entry, and why it is unusable (None when usable)."""
     if isinstance(entry, str):
         if "@" in entry:
-            email = normalize_email(entry)
+            email = normalize_email_address(entry)
             return None, email, None if email else f"{entry!r} is not an email address"
         phone = normalize_phone(entry)
         return phone, None, None if phone else f"{entry!r} is not a phone number"
@@ -183,7 +186,7 @@ def _opt_out_contacts(entry: Any) -> tuple[Optional[str], Optional[str], Optiona
         phone = normalize_phone(entry)
         return phone, None, None if phone else f"{entry!r} is not a phone number"
     if isinstance(entry, dict):
-        phone, email = normalize_phone(entry.get("phone")), normalize_email(entry.get("email"))
+        phone, email = normalize_phone(entry.get("phone")), normalize_email_address(entry.get("email"))
         if phone is None and email is None:
             shown = json.dumps(entry, ensure_ascii=False)[:80]
             return None, None, f"{shown} has no usable \"phone\" or \"email\""

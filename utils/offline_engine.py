@@ -249,22 +249,25 @@ def same_interest(interest: str, tag: str) -> bool:
     return bool(mine) and bool(theirs) and (mine <= theirs or theirs <= mine)
 
 
-def fill_ratio(event: dict) -> Optional[float]:
-    """participant_count / maxParticipants, or None when either is unknown or the capacity is not positive."""
+def _capacity_and_count(event: dict) -> Optional[tuple[float, float]]:
+    """(maxParticipants, participant_count), or None when either is no number or the capacity is not positive."""
     capacity = event.get("maxParticipants")
     count = event.get("participant_count")
     if not is_number(capacity) or capacity <= 0 or not is_number(count):
         return None
-    return count / capacity
+    return capacity, count
+
+
+def fill_ratio(event: dict) -> Optional[float]:
+    """participant_count / maxParticipants, or None when either is unknown or the capacity is not positive."""
+    known = _capacity_and_count(event)
+    return None if known is None else known[1] / known[0]
 
 
 def seats_left(event: dict) -> Optional[int]:
     """Whole seats still free (never negative), or None when the capacity or count is unknown."""
-    capacity = event.get("maxParticipants")
-    count = event.get("participant_count")
-    if not is_number(capacity) or capacity <= 0 or not is_number(count):
-        return None
-    return max(int(capacity) - int(count), 0)
+    known = _capacity_and_count(event)
+    return None if known is None else max(int(known[0]) - int(known[1]), 0)
 
 
 

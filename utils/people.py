@@ -20,7 +20,7 @@ from utils.jsonio import load_json_list
 from utils.sms import strip_invisible
 
 __all__ = [
-    "MONTH_NAMES", "WEEKDAY_NAMES", "load_all_users", "load_qualified_events", "normalize_email", "as_id",
+    "MONTH_NAMES", "WEEKDAY_NAMES", "load_all_users", "load_qualified_events", "normalize_email_text", "as_id",
     "record_id", "clean_text", "text_list", "first_name", "full_name", "strip_invisible", "index_users_by_id",
     "index_users_by_email", "host_name", "join_words", "plural", "article", "format_day", "format_time",
     "weekday_name", "days_ago",
@@ -60,8 +60,11 @@ def load_qualified_events(path: Path) -> list:
 
 # --- Values -----------------------------------------------------------------------------------
 
-def normalize_email(value: Any) -> Optional[str]:
-    """An email in its comparable form.
+def normalize_email_text(value: Any) -> Optional[str]:
+    """Any text found in an email field, in its comparable form (no check that it is an address).
+
+    Loose on purpose: event lists are matched to users by whatever text both hold. The strict twin,
+    `utils.contacts.normalize_email_address`, drops text not shaped like an address (opt-outs, history).
 
     Args:
         value: Anything found in an `email`, `participants` or `invitedParticipants` field.
@@ -191,12 +194,12 @@ def index_users_by_email(users: Iterable[dict]) -> dict[str, dict]:
         users: User records.
 
     Returns:
-        A dict keyed by `normalize_email(user["email"])`; the first user wins; users without an
+        A dict keyed by `normalize_email_text(user["email"])`; the first user wins; users without an
         email are left out.
     """
     index: dict[str, dict] = {}
     for user in users:
-        email = normalize_email(user.get("email"))
+        email = normalize_email_text(user.get("email"))
         if email is not None and email not in index:
             index[email] = user
     return index

@@ -26,7 +26,7 @@ from utils.jsonio import save_json_atomic, split_objects
 from utils.offline_engine import (
     OFFLINE_ENGINE_VERSION, choose_campaign, confidence_from_score, rank_events, user_campaign,
 )
-from utils.people import as_id, full_name, index_users_by_email, index_users_by_id, normalize_email
+from utils.people import as_id, full_name, index_users_by_email, index_users_by_id, normalize_email_text
 
 DEFAULT_WINDOW_DAYS = 365
 DEFAULT_LEAD_DAYS = 7
@@ -178,7 +178,7 @@ def _attendees(event: dict) -> list[str]:
     participants = event.get("participants")
     if not isinstance(participants, list):
         return []
-    return list(dict.fromkeys(email for email in map(normalize_email, participants) if email is not None))
+    return list(dict.fromkeys(email for email in map(normalize_email_text, participants) if email is not None))
 
 
 def catalog_at(events: list[dict], t: datetime, days: int = CATALOG_DAYS) -> list[int]:
@@ -220,16 +220,9 @@ def build_cases(raw_events: list, now: datetime, window_days: int = DEFAULT_WIND
 
 def _cases(history: _History, now: datetime, window_days: int) -> list[Case]:
     since = now - timedelta(days=window_days)
-    order = sorted(range(len(history.events)), key=lambda i: (history.starts[i], i))
-    cases = []
-    for index in order:
-        event = history.events[index]
-        if not since <= history.starts[index] < now:
-            continue
-        if event.get("type") != "public" or event.get("eventStatus") == "canceled":
-            continue
-        cases.extend(Case(index, email) for email in _attendees(event))
-    return cases
+    # history.offerable is already sorted by (start, index) and holds only step 2's public, not-canceled events.
+    return [Case(index, email) for index in history.offerable if since <= history.starts[index] < now
+            for email in _attendees(history.events[index])]
 
 
 def without_member(event: dict, email: str, hosted_by_member: bool = False) -> dict:
@@ -243,7 +236,7 @@ def without_member(event: dict, email: str, hosted_by_member: bool = False) -> d
     for field in ("participants", "invitedParticipants"):
         value = event.get(field)
         if isinstance(value, list):
-            copy[field] = [entry for entry in value if normalize_email(entry) != email]
+            copy[field] = [entry for entry in value if normalize_email_text(entry) != email]
     return copy
 
 
@@ -308,7 +301,7 @@ class _Group:
 
 def _invited(event: dict, email: str) -> bool:
     invited = event.get("invitedParticipants")
-    return isinstance(invited, list) and any(normalize_email(entry) == email for entry in invited)
+    return isinstance(invited, list) and any(normalize_email_text(entry) == email for entry in invited)
 
 
 def sample_cases(cases: list, limit: Optional[int], seed: int) -> list:

@@ -19,7 +19,7 @@ from pipeline.match_message.backtest import (
     LIVE_RUN_DEFAULTS, REFUSED_WITH_BACKTEST, OfflineRanker, format_backtest_table, load_previous_backtest,
     run_backtest, save_backtest,
 )
-from pipeline.match_message.costs import StageEstimate, call_log_averages, estimate_stage
+from pipeline.match_message.costs import StageEstimate, call_log_averages, estimate_stage, format_usd
 from pipeline.match_message.generators import ClaudeRequests
 from utils import ai_prompt
 from utils.cli import start_step
@@ -227,10 +227,6 @@ def comparison_note(result: dict, previous: Optional[dict]) -> Optional[str]:
     return "Note: the previous run measured " + " and ".join(notes) + "; the change is not like for like."
 
 
-def _usd(value: Optional[float]) -> str:
-    return f"${value:.4f}" if value is not None else "unknown (no price for this model)"
-
-
 def _dry_run_text(result: dict, generator: str, estimate: Optional[StageEstimate], model: str) -> str:
     lines = [f"Backtest dry run ({generator}): {result['cases']} cases ({result['skipped']} skipped: "
              + (", ".join(f"{n} {why}" for why, n in result["skipped_by_reason"].items()) or "none") + ")",
@@ -239,7 +235,7 @@ def _dry_run_text(result: dict, generator: str, estimate: Optional[StageEstimate
         lines.append("Claude calls: 0, estimated cost $0.0000 (offline)")
     else:
         lines.append(f"Claude calls: {estimate.calls} ({model}), about {estimate.input_tokens:,} input and "
-                     f"{estimate.output_tokens:,} output tokens, estimated cost {_usd(estimate.usd)}")
+                     f"{estimate.output_tokens:,} output tokens, estimated cost {format_usd(estimate.usd)}")
     lines.append("Nothing was sent and nothing was written.")
     return "\n".join(lines)
 
@@ -303,8 +299,8 @@ def _claude_backtest(args, run, builders: MatchBuilders, raw_users: list, raw_ev
         print(_dry_run_text(sized, "claude", estimate, model))
         return None, None
     if args.max_cost is not None and estimate.usd is not None and estimate.usd > args.max_cost:
-        raise PipelineError(f"the backtest's estimated cost {_usd(estimate.usd)} ({estimate.calls} cases, {model}) "
-                            f"is above --max-cost ${args.max_cost:.4f}; nothing was sent. Raise --max-cost, "
+        raise PipelineError(f"the backtest's estimated cost {format_usd(estimate.usd)} "
+                            f"({estimate.calls} cases, {model}) is above --max-cost ${args.max_cost:.4f}; nothing was sent. Raise --max-cost, "
                             "or measure fewer cases with --limit N")
     ai_prompt.get_client()  # a missing key or bad settings fail here, before any call
     ai_prompt.configure_call_log(run.log_dir, run.stamp)
@@ -313,7 +309,7 @@ def _claude_backtest(args, run, builders: MatchBuilders, raw_users: list, raw_ev
     expected = (estimate.usd or 0.0) / estimate.calls if estimate.calls else 0.0
     ranker = ClaudeRanker(model, builders, ask, run.zone, max_cost=args.max_cost, expected_case_usd=expected,
                           logger=run.logger)
-    run.logger.info("backtest: %d cases with %s, estimated cost %s", sizer.calls, model, _usd(estimate.usd))
+    run.logger.info("backtest: %d cases with %s, estimated cost %s", sizer.calls, model, format_usd(estimate.usd))
     try:
         answers = rank_cases(sizer.cases, ranker, args.workers)
     except ProjectedOverMaxCost:

@@ -187,6 +187,11 @@ def estimate_stage(stage: str, calls: int, *, prompt_chars: float, model: str, c
                          usage.cache_read_input_tokens, usage.output_tokens, usage.cost_usd(model))
 
 
+def format_usd(usd: Optional[float]) -> str:
+    """A dollar amount for the console, e.g. "$0.0123"; "n/a (no price)" for a model without a price."""
+    return "n/a (no price)" if usd is None else f"${usd:.4f}"
+
+
 def total_estimate(stages: Iterable[StageEstimate]) -> StageEstimate:
     """The stages added up, as one estimate named "total" (usd None if any stage has no price)."""
     stages = list(stages)

@@ -40,13 +40,11 @@ class RunOptions:
     upload: bool
     invites_per_seat: float
     today: str  # the run's local date, "YYYY-MM-DD": stored as `written_on`, never fingerprinted
-    #: Seam for the team loop: user id -> why the team holds that member's row. Held members are
+    #: user id -> why the team holds that member's row. Held members are
     #: excluded from every stage and never uploaded or overwritten.
     held: Mapping[str, str] = field(default_factory=dict)
-    #: Seam for the team loop: held rows per event id, counted against the caps first.
+    #: held rows per event id, counted against the caps first.
     held_invites: Mapping[str, int] = field(default_factory=dict)
-    #: Seam for the team loop: called once before the first Claude call of an uploading run.
-    preflight: Optional[Callable[[], None]] = None
     #: --preview: a member keeps the event of their saved finished record (the saved run's assignment).
     keep_saved_events: bool = False
     #: user id -> the kind of opt-out they match ("phone" or "email"): never messaged.
@@ -330,8 +328,6 @@ class Phases:
                 outcome.kept_claude.append(user["id"])  # an offline run never replaces Claude's paid work
             else:
                 active.append(user)
-        if self.options.upload and self.options.preflight is not None:
-            self.options.preflight()
         try:
             self.match(active, outcome)
             self.assign(active, outcome)

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, Callable, Optional
 
 from pipeline.match_message.costs import (
-    CallLogAverages, StageEstimate, estimate_stage, segment_mix, sms_price_per_segment, total_estimate,
+    CallLogAverages, StageEstimate, estimate_stage, format_usd, segment_mix, sms_price_per_segment, total_estimate,
 )
 from pipeline.match_message.stages import COMPLETE_STATUSES, stage_cause, stage_entry
 from utils.errors import PipelineError
@@ -231,10 +231,6 @@ def estimate_run(selected: list[dict], store_get: Callable[[str], Optional[dict]
                                generator.model, averages)
 
 
-def _usd(usd: Optional[float]) -> str:
-    return "n/a (no price)" if usd is None else f"${usd:.4f}"
-
-
 def plan_lines(plan: RunPlan, estimate: Optional[RunEstimate], sms_chars: int, model: str,
                averages: CallLogAverages) -> list[str]:
     """The dry run's printout: members per plan row with causes, tokens and USD per stage, SMS cost.
@@ -256,9 +252,9 @@ def plan_lines(plan: RunPlan, estimate: Optional[RunEstimate], sms_chars: int, m
     for stage in estimate.stages if estimate else ():
         lines.append(f"  {stage.stage}: {stage.calls} calls, input {stage.input_tokens}, cache write "
                      f"{stage.cache_write_tokens}, cache read {stage.cache_read_tokens}, output "
-                     f"{stage.output_tokens} tokens, {_usd(stage.usd)}")
+                     f"{stage.output_tokens} tokens, {format_usd(stage.usd)}")
     if estimate and estimate.possible:
-        lines.append(f"  and up to {estimate.possible.calls} more calls, {_usd(estimate.possible.usd)}, if every "
+        lines.append(f"  and up to {estimate.possible.calls} more calls, {format_usd(estimate.possible.usd)}, if every "
                      f"re-matched member gets a new event (--max-cost compares the total above, without these)")
     price = sms_price_per_segment()
     saved = segment_mix(plan.messages)
@@ -284,7 +280,7 @@ def check_max_cost(estimate: Optional[RunEstimate], max_cost: Optional[float]) -
     certain = estimate.certain if estimate else None
     if max_cost is None or certain is None or certain.usd is None or certain.usd <= max_cost:
         return
-    extra = (f" (and up to {_usd(estimate.possible.usd)} more if re-matched members get new events)"
+    extra = (f" (and up to {format_usd(estimate.possible.usd)} more if re-matched members get new events)"
              if estimate.possible else "")
     raise PipelineError(f"the estimated Claude cost ${certain.usd:.4f}{extra} is above --max-cost "
                         f"${max_cost:.4f}; nothing was started: raise --max-cost, or run fewer members (--limit, "

@@ -149,14 +149,25 @@ def invitation_rows(outcome: RunOutcome, events: list[dict]) -> list[str]:
     return lines
 
 
+def assigned_invitations(outcome: RunOutcome) -> Counter:
+    """Invitations per event id that this run's assignment gave (earlier ones not included)."""
+    return Counter(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
+
+
+def invitation_totals(outcome: RunOutcome) -> Counter:
+    """Invitations per event id after the run: the earlier ones (saved and held) plus this run's assignment."""
+    totals = Counter(outcome.prior)
+    totals.update(assigned_invitations(outcome))
+    return totals
+
+
 def over_cap_events(outcome: RunOutcome) -> list[str]:
     """Event ids to which this run gave more invitations than the room its cap left: always empty unless a bug.
 
     Earlier invitations alone may exceed a cap that shrank since (seats were booked): that is normal,
     and this run then adds none there. Only invitations beyond `max(0, cap - earlier)` are flagged.
     """
-    added = Counter(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
-    return [event_id for event_id, count in added.items() if outcome.caps.get(event_id) is not None
+    return [event_id for event_id, count in assigned_invitations(outcome).items() if outcome.caps.get(event_id) is not None
             and count > max(0, outcome.caps[event_id] - outcome.prior.get(event_id, 0))]
 
 

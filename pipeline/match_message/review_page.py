@@ -24,7 +24,7 @@ from utils.people import format_day, format_time, is_number, weekday_name
 from utils.sms import sms_encoding, sms_segments
 
 # Rows are shown in this status order (input order within a status); unknown statuses come last.
-STATUS_ORDER = ("needs_review", "failed", "no_event", "approved")
+STATUS_ORDER = ("needs_review", "failed", "no_event", "opted_out", "approved")
 # Statuses that mean a message will go out (and take a seat in the event's invitations).
 _SENDABLE = frozenset({"needs_review", "approved"})
 
@@ -109,8 +109,11 @@ def _esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _text(value: Any) -> str:
-    """A record value as plain text: strings as they are, numbers as text, anything else "" ."""
+def _stored_text(value: Any) -> str:
+    """A record value as plain text: strings as they are, numbers as text, anything else "" .
+
+    Not `texts.text_of`, which cleans text and drops numbers: the page shows what the record holds.
+    """
     if isinstance(value, str):
         return value
     if is_number(value):
@@ -120,7 +123,7 @@ def _text(value: Any) -> str:
 
 def _usd(value: Any, digits: int = 4) -> str:
     """A dollar amount, or "n/a"."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_number(value):
         return f"${value:,.{digits}f}"
     return "n/a"
 
@@ -147,7 +150,7 @@ def event_facts(events: Iterable[dict], zone: tzinfo, caps: Optional[Mapping[str
             continue
         start = parse_iso_date(event.get("startDate"))
         when = f"{weekday_name(start, zone)}, {format_day(start, zone)}, {format_time(start, zone)}" if start else ""
-        fact = {"event_id": str(event["id"]), "name": _text(event.get("name")), "when": when,
+        fact = {"event_id": str(event["id"]), "name": _stored_text(event.get("name")), "when": when,
                 "free_seats": seats_left(event), "cap": (caps or {}).get(str(event["id"]))}
         if invites is not None:
             fact["invites"] = invites.get(event["id"], 0)
@@ -165,16 +168,16 @@ def _reasons(record: dict) -> list[tuple[str, str]]:
     for source, key in (("review", "review_reasons"), ("gate", "compliance_issues")):
         values = record.get(key)
         if isinstance(values, list):
-            found += [(source, _text(value)) for value in values if _text(value)]
+            found += [(source, _stored_text(value)) for value in values if _stored_text(value)]
     # Step 5's review_reasons repeat each gate failure as "compliance: <failure>": show it once, as the gate's.
     gate = {f"compliance: {reason}" for source, reason in found if source == "gate"}
     found = [(source, reason) for source, reason in found if not (source == "review" and reason in gate)]
     quality = record.get("quality_check_response")
     if isinstance(quality, dict) and isinstance(quality.get("issues"), list):
-        found += [("quality check", _text(issue)) for issue in quality["issues"] if _text(issue)]
+        found += [("quality check", _stored_text(issue)) for issue in quality["issues"] if _stored_text(issue)]
     for key in ("error", "rewrite_error", "upload_error"):
-        if _text(record.get(key)):
-            found.append((key.replace("_", " "), _text(record[key])))
+        if _stored_text(record.get(key)):
+            found.append((key.replace("_", " "), _stored_text(record[key])))
     return found
 
 
@@ -191,19 +194,19 @@ def _previous_messages(previous: Optional[Iterable[dict]]) -> dict[str, str]:
     """The previous message of each member id."""
     messages = {}
     for record in previous or ():
-        if isinstance(record, dict) and _text(record.get("user_id")):
-            messages[_text(record["user_id"])] = _text(record.get("message"))
+        if isinstance(record, dict) and _stored_text(record.get("user_id")):
+            messages[_stored_text(record["user_id"])] = _stored_text(record.get("message"))
     return messages
 
 
 def _row(record: dict, before: Optional[str], when: str) -> str:
     """One message row."""
-    status = _text(record.get("status")) or "unknown"
-    message = _text(record.get("message"))
+    status = _stored_text(record.get("status")) or "unknown"
+    message = _stored_text(record.get("message"))
     changed = before is not None and before != message
     quality = record.get("quality_check_response")
-    score = _text(quality.get("quality_score")) if isinstance(quality, dict) else ""
-    confidence = _text(record.get("confidence_percentage"))
+    score = _stored_text(quality.get("quality_score")) if isinstance(quality, dict) else ""
+    confidence = _stored_text(record.get("confidence_percentage"))
     reasons = "".join(f'<li><span class="label">{_esc(source)}</span> {_esc(reason)}</li>'
                       for source, reason in _reasons(record))
     message_html = f'<div class="sms">{_esc(message)}</div>'
@@ -211,14 +214,15 @@ def _row(record: dict, before: Optional[str], when: str) -> str:
         message_html = (f'<div class="label">before</div><div class="sms before">{_esc(before)}</div>'
                         f'<div class="label">after</div>{message_html}')
     return (
-        f'<tr class="msg" data-status="{_esc(status)}" data-campaign="{_esc(_text(record.get("campaign")))}" '
-        f'data-event="{_esc(_text(record.get("event_id")))}" data-changed="{1 if changed else 0}">'
+        f'<tr class="msg" data-status="{_esc(status)}" data-campaign="{_esc(_stored_text(record.get("campaign")))}" '
+        f'data-event="{_esc(_stored_text(record.get("event_id")))}" data-changed="{1 if changed else 0}">'
         f'<td><span class="badge s-{_esc(status)}">{_esc(status)}</span>'
         + ('<br><span class="badge changed">changed</span>' if changed else "") + "</td>"
-        f'<td>{_esc(_text(record.get("user_name")))}<br><span class="small-text">{_esc(_text(record.get("user_id")))}'
+        f'<td>{_esc(_stored_text(record.get("user_name")))}<br>'
+        f'<span class="small-text">{_esc(_stored_text(record.get("user_id")))}'
         "</span></td>"
-        f'<td>{_esc(_text(record.get("campaign")))}</td>'
-        f'<td>{_esc(_text(record.get("event_name")))}<br><span class="small-text">{_esc(when)}</span></td>'
+        f'<td>{_esc(_stored_text(record.get("campaign")))}</td>'
+        f'<td>{_esc(_stored_text(record.get("event_name")))}<br><span class="small-text">{_esc(when)}</span></td>'
         f"<td>{message_html}</td>"
         f'<td class="small-text">{_size(message)}</td>'
         f'<td><ul class="reasons">{reasons}</ul></td>'
@@ -237,8 +241,8 @@ def _options(values: Iterable[tuple[str, str]]) -> str:
 
 def _summary_section(records: list[dict], summary: Mapping[str, Any]) -> str:
     """The run's summary: members by status, costs, segment mix."""
-    statuses = Counter(_text(record.get("status")) or "unknown" for record in records)
-    mix = segment_mix(_text(record.get("message")) for record in records)
+    statuses = Counter(_stored_text(record.get("status")) or "unknown" for record in records)
+    mix = segment_mix(_stored_text(record.get("message")) for record in records)
     price = summary.get("sms_price_per_segment")
     price = price if isinstance(price, (int, float)) else sms_price_per_segment()
     cards = [
@@ -262,10 +266,10 @@ def _summary_section(records: list[dict], summary: Mapping[str, Any]) -> str:
 
 def _events_section(records: list[dict], facts: list[dict]) -> str:
     """Invitations per event against free seats and the cap."""
-    invites = Counter(_text(record.get("event_id")) for record in records
-                      if record.get("status") in _SENDABLE and _text(record.get("event_id")))
+    invites = Counter(_stored_text(record.get("event_id")) for record in records
+                      if record.get("status") in _SENDABLE and _stored_text(record.get("event_id")))
     known = {fact["event_id"]: fact for fact in facts}
-    names = {_text(record.get("event_id")): _text(record.get("event_name")) for record in records}
+    names = {_stored_text(record.get("event_id")): _stored_text(record.get("event_name")) for record in records}
     rows = []
     for event_id in list(known) + sorted(set(invites) - set(known)):
         fact = known.get(event_id, {})
@@ -276,7 +280,8 @@ def _events_section(records: list[dict], facts: list[dict]) -> str:
             f"<tr><td>{_esc(fact.get('name') or names.get(event_id, ''))}<br>"
             f'<span class="small-text">{_esc(event_id)}</span></td><td>{_esc(fact.get("when", ""))}</td>'
             f'<td class="num{" over" if over else ""}">{count}</td>'
-            f'<td class="num">{_esc(_text(fact.get("free_seats")))}</td><td class="num">{_esc(_text(cap))}</td></tr>'
+            f'<td class="num">{_esc(_stored_text(fact.get("free_seats")))}</td>'
+            f'<td class="num">{_esc(_stored_text(cap))}</td></tr>'
         )
     return ('<section id="events"><h2>Invitations per event</h2><table class="small" id="events-table">'
             "<tr><th>event</th><th>when</th><th>invitations</th><th>free seats</th><th>cap</th></tr>"
@@ -302,22 +307,23 @@ def render_review_page(records: Iterable[Any], summary: Mapping[str, Any],
     """
     records = [record for record in records if isinstance(record, dict)]
     facts = [fact for fact in summary.get("events") or () if isinstance(fact, dict) and fact.get("event_id")]
-    when_by_event = {str(fact["event_id"]): _text(fact.get("when")) for fact in facts}
+    when_by_event = {str(fact["event_id"]): _stored_text(fact.get("when")) for fact in facts}
     before_by_user = _previous_messages(previous)
-    ordered = sorted(enumerate(records), key=lambda pair: (_status_rank(_text(pair[1].get("status"))), pair[0]))
+    ordered = sorted(enumerate(records), key=lambda pair: (_status_rank(_stored_text(pair[1].get("status"))), pair[0]))
     rows = "".join(
-        _row(record, before_by_user.get(_text(record.get("user_id"))) if previous is not None else None,
-             when_by_event.get(_text(record.get("event_id")), ""))
+        _row(record, before_by_user.get(_stored_text(record.get("user_id"))) if previous is not None else None,
+             when_by_event.get(_stored_text(record.get("event_id")), ""))
         for _, record in ordered
     )
-    statuses = sorted({_text(r.get("status")) or "unknown" for r in records}, key=lambda s: (_status_rank(s), s))
-    campaigns = sorted({_text(r.get("campaign")) for r in records} - {""})
-    events = sorted({(_text(r.get("event_id")), _text(r.get("event_name")) or _text(r.get("event_id")))
-                     for r in records if _text(r.get("event_id"))}, key=lambda pair: (pair[1], pair[0]))
-    title = _text(summary.get("title")) or "Step 5 review"
-    meta = " · ".join(f"{label} {_text(summary.get(key))}" for label, key in
+    statuses = sorted({_stored_text(r.get("status")) or "unknown" for r in records}, key=lambda s: (_status_rank(s), s))
+    campaigns = sorted({_stored_text(r.get("campaign")) for r in records} - {""})
+    events = sorted({(event_id, _stored_text(r.get("event_name")) or event_id)
+                     for r in records if (event_id := _stored_text(r.get("event_id")))},
+                    key=lambda pair: (pair[1], pair[0]))
+    title = _stored_text(summary.get("title")) or "Step 5 review"
+    meta = " · ".join(f"{label} {_stored_text(summary.get(key))}" for label, key in
                       (("run", "generated_at"), ("model", "model"), ("generator", "generator"))
-                      if _text(summary.get(key)))
+                      if _stored_text(summary.get(key)))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'

@@ -6,23 +6,25 @@ left unfinished, 3 stopped at --max-cost (every finished member kept).
 """
 
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from pipeline.match_message.asking import BudgetReached
-from pipeline.match_message.costs import cache_savings_usd, call_log_averages
+from pipeline.match_message.costs import cache_savings_usd, call_log_averages, format_usd
 from pipeline.match_message.phases import Phases, RunOptions, RunOutcome
 from pipeline.match_message.planning import check_max_cost, estimate_run, plan_lines
 from pipeline.match_message.preview import MemoryStore, comparison_lines, sample_members
-from pipeline.match_message.report import invitation_rows, over_cap_events, report_rows, sample_messages
+from pipeline.match_message.report import (
+    invitation_rows, invitation_totals, over_cap_events, report_rows, sample_messages,
+)
 from pipeline.match_message.review_page import event_facts, render_review_page
 from pipeline.match_message.team_loop import hold_log_lines
 from pipeline.match_message.team_rows import (
     TeamRows, check_airtable, opted_out_members, read_team_rows, unfinished_line, unfinished_members,
 )
 from pipeline.match_message.upload import Uploader
+from utils.airtable_crud import PreflightReport
 from utils.contacts import load_opt_outs
 from utils.errors import PipelineError
 from utils.jsonio import load_json_list, save_json_atomic, split_objects, write_text_atomic
@@ -71,13 +73,6 @@ def saved_records(data_dir: Path) -> dict[str, dict]:
     return {record["user_id"]: record for record in records if isinstance(record.get("user_id"), str)}
 
 
-def invitation_totals(outcome: RunOutcome) -> Counter:
-    """Invitations per event id after the run: the earlier ones (saved and held) plus this run's assignment."""
-    totals = Counter(outcome.prior)
-    totals.update(choice["event_id"] for choice in outcome.assignment.values() if choice is not None)
-    return totals
-
-
 def write_review(session: Session, records: list[dict], previous: Optional[list[dict]], title: str,
                  outcome: Optional[RunOutcome] = None) -> None:
     """Write data/processed/review.html (atomically) for the records of this run or preview.
@@ -103,7 +98,14 @@ def write_review(session: Session, records: list[dict], previous: Optional[list[
 
 def _claude_cost_line(generator) -> str:
     cost = generator.ask.usage.cost_usd(generator.model) if generator.name == "claude" else 0.0
-    return "n/a (no price for the model)" if cost is None else f"${cost:.4f}"
+    return format_usd(cost)
+
+
+def team_rows_after_preflight(session: Session, selected: list[dict], saved: Mapping[str, Mapping],
+                              preflight: PreflightReport) -> TeamRows:
+    """The team's rows of the selected members and who is held (`read_team_rows` with the run's flags)."""
+    return read_team_rows([user["id"] for user in selected], saved, send_status_exists=preflight.send_status_exists,
+                          recreate_deleted=session.args.recreate_deleted, logger=session.run.logger)
 
 
 # --- --dry-run -----------------------------------------------------------------------------------
@@ -118,9 +120,7 @@ def dry_run(session: Session, selected: list[dict]) -> int:
     held = {}
     if session.upload:
         preflight = check_airtable(session.run.logger)
-        held = read_team_rows([user["id"] for user in selected], saved,
-                              send_status_exists=preflight.send_status_exists,
-                              recreate_deleted=session.args.recreate_deleted, logger=session.run.logger).held
+        held = team_rows_after_preflight(session, selected, saved, preflight).held
     plan, estimates = session.estimate(selected, saved.get, upload=session.upload, held=held)
     averages = call_log_averages(session.run.log_dir)
     for line in plan_lines(plan, estimates, session.generator.chars_under, session.generator.model, averages):
@@ -198,9 +198,7 @@ def live_run(session: Session, users: list[dict], selected: list[dict], phones: 
     try:
         team = TeamRows()
         if preflight is not None:
-            team = read_team_rows([user["id"] for user in selected], store.snapshot(),
-                                  send_status_exists=preflight.send_status_exists,
-                                  recreate_deleted=args.recreate_deleted, logger=run.logger)
+            team = team_rows_after_preflight(session, selected, store.snapshot(), preflight)
         if args.max_cost is not None and generator.name == "claude":
             check_max_cost(session.estimate(selected, store.get, upload=session.upload, held=team.held)[1],
                            args.max_cost)

@@ -11,7 +11,7 @@ from pipeline.match_message.stages import COMPLETE_STATUSES
 from pipeline.match_message.team_loop import HoldReason, held_members, prior_invites_by_event
 from utils import airtable_crud
 from utils.airtable_fields import mapped_columns
-from utils.contacts import OptOuts, normalize_email, normalize_phone
+from utils.contacts import OptOuts, normalize_email_address, normalize_phone
 
 #: Statuses a selected member may end a run with that need nothing more from a re-run.
 FINISHED_STATUSES = (*COMPLETE_STATUSES, "no_event", "opted_out")
@@ -84,7 +84,7 @@ def opted_out_members(users: list[dict], phone_lookup: Mapping[str, str], opt_ou
     """
     matched = {}
     for user in users:
-        email = normalize_email(user.get("email"))
+        email = normalize_email_address(user.get("email"))
         phone = normalize_phone(user.get("phone") or phone_lookup.get(email or "", ""))
         kind = opt_outs.match_contact(phone, email)
         if kind is not None:
